@@ -1,0 +1,18 @@
+"""Assembles the command groups onto the root group."""
+
+from __future__ import annotations
+
+from mailbox_service.cli import accounts, dev, keys, migrate, serve, sweep
+from mailbox_service.cli.base import root
+
+for command in (
+    serve.serve,
+    migrate.migrate,
+    keys.keys,
+    accounts.accounts,
+    sweep.sweep,
+    dev.dev,
+):
+    root.add_command(command)
+
+main = root

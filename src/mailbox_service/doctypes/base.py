@@ -1,0 +1,72 @@
+"""What a document type is: the contract between a plugin and the one shared pipeline.
+
+A type declares its attributes schema, how its notifications look, what its email templates get,
+whether it may go digitally, how long it is kept and which file types it accepts. The pipeline
+never branches on a type's name; it asks the type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import msgspec
+
+PDF = "application/pdf"
+
+
+class DocumentView(msgspec.Struct, frozen=True):
+    """The parts of a stored document a plugin may use to shape its output."""
+
+    id: str
+    type: str
+    account_id: str
+    title: str
+    issued_at: dt.datetime
+    attributes: Mapping[str, Any]
+
+
+class DocumentType:
+    """Base class of every document type. Subclass it, set the class attributes, register it."""
+
+    name: ClassVar[str]
+    """Stable identifier used in metadata (`type`), URLs, template folders."""
+    label: ClassVar[str]
+    """Human name, e.g. "Invoice"."""
+    attributes: ClassVar[type[msgspec.Struct]]
+    """msgspec Struct validating `metadata.attributes`; its JSON Schema is published."""
+    digital: ClassVar[bool] = True
+    """Whether this type may be delivered digitally instead of on paper."""
+    retention: ClassVar[dt.timedelta] = dt.timedelta(days=365 * 10)
+    """How long documents of this type are kept after `issued_at`."""
+    content_types: ClassVar[frozenset[str]] = frozenset({PDF})
+    """Sniffed content types accepted for the file."""
+
+    @property
+    def template(self) -> str:
+        """Folder under `templates/email/` holding this type's email templates."""
+        return self.name
+
+    def validate(self, raw: Any) -> msgspec.Struct:
+        """Turn raw JSON attributes into the typed Struct; msgspec errors name the field."""
+        return msgspec.convert(raw, self.attributes, strict=True)
+
+    def default_title(self, attributes: Any) -> str:
+        """Title shown when the sender gave none."""
+        return self.label
+
+    def summary(self, attributes: Any) -> dict[str, Any]:
+        """The small object list items and real-time events carry (override per type)."""
+        return {}
+
+    def email_context(self, document: DocumentView) -> dict[str, Any]:
+        """Values the email templates need beyond the common ones (override per type)."""
+        return {"summary": self.summary(self.validate(dict(document.attributes)))}
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = msgspec.json.schema(self.attributes)
+        return schema
+
+    def retain_until(self, issued_at: dt.datetime) -> dt.datetime:
+        return issued_at + self.retention

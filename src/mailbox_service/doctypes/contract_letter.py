@@ -1,0 +1,58 @@
+"""Contract letters: welcome letters, price changes, terminations and the like."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import msgspec
+
+from mailbox_service.doctypes.base import DocumentType, DocumentView
+from mailbox_service.doctypes.fields import Reference
+
+LetterKind = Literal[
+    "welcome", "price_change", "termination_confirmation", "meter_reading_request", "general"
+]
+
+_KIND_LABELS = {
+    "welcome": "Welcome letter",
+    "price_change": "Price change",
+    "termination_confirmation": "Termination confirmation",
+    "meter_reading_request": "Meter reading request",
+    "general": "Contract letter",
+}
+
+
+class ContractLetterAttributes(msgspec.Struct, forbid_unknown_fields=True):
+    contract_number: Reference
+    letter_kind: LetterKind
+    effective_date: dt.date | None = None
+
+
+class ContractLetter(DocumentType):
+    name = "contract_letter"
+    label = "Contract letter"
+    attributes = ContractLetterAttributes
+    retention = dt.timedelta(days=365 * 6)
+
+    def default_title(self, attributes: ContractLetterAttributes) -> str:
+        return f"{_KIND_LABELS[attributes.letter_kind]} – contract {attributes.contract_number}"
+
+    def summary(self, attributes: ContractLetterAttributes) -> dict[str, Any]:
+        return {
+            "contract_number": attributes.contract_number,
+            "letter_kind": attributes.letter_kind,
+            "effective_date": attributes.effective_date.isoformat()
+            if attributes.effective_date
+            else None,
+        }
+
+    def email_context(self, document: DocumentView) -> dict[str, Any]:
+        attrs = self.validate(dict(document.attributes))
+        assert isinstance(attrs, ContractLetterAttributes)
+        return {
+            "summary": self.summary(attrs),
+            "contract_number": attrs.contract_number,
+            "letter_kind": attrs.letter_kind,
+            "effective_date": attrs.effective_date,
+        }

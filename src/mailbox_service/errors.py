@@ -1,0 +1,88 @@
+"""One error hierarchy for the whole service.
+
+The API maps these to status codes in one place (`server/errors.py`); the CLI prints their
+message as one line. Messages are written for the person who has to act on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MailboxError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+
+
+class ConfigurationError(MailboxError):
+    """A setting is missing or malformed; the service cannot start."""
+
+    exit_code = 2
+
+
+class PrerequisiteMissing(MailboxError):
+    """A tool the local stack needs (Go, apt, a free port) is not available."""
+
+    exit_code = 2
+
+
+class BadRequest(MailboxError):
+    """The request itself is malformed (broken multipart, unparsable JSON, bad parameter)."""
+
+    status_code = 400
+
+
+class Unauthenticated(MailboxError):
+    """No credentials, or credentials we do not accept."""
+
+    status_code = 401
+
+
+class Forbidden(MailboxError):
+    """Authenticated, but not allowed to do this."""
+
+    status_code = 403
+
+
+class NotFound(MailboxError):
+    """The thing does not exist, or the caller may not know that it does."""
+
+    status_code = 404
+
+
+class Conflict(MailboxError):
+    """The request contradicts what is stored (same source_ref, other content)."""
+
+    status_code = 409
+
+
+class PayloadTooLarge(MailboxError):
+    """The upload is over the configured maximum."""
+
+    status_code = 413
+
+
+class UnsupportedContent(MailboxError):
+    """The file's bytes are not a content type the document type accepts."""
+
+    status_code = 415
+
+
+class InvalidMetadata(MailboxError):
+    """Metadata failed validation; `field` names the path, e.g. `attributes.due_date`."""
+
+    status_code = 422
+
+
+class DependencyUnavailable(MailboxError):
+    """A backing service (MongoDB, MinIO, Redis, SMTP) did not answer."""
+
+    status_code = 503

@@ -1,0 +1,85 @@
+"""HTTP door of the ingest pipeline: `POST /v1/documents` and `GET /v1/document-types`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from mailbox_service.errors import PayloadTooLarge
+from mailbox_service.ingestion.multipart import read_upload
+from mailbox_service.ingestion.schemas import IngestResponse, decode_metadata
+from mailbox_service.server.auth import provide_any_key, provide_ingest_key
+from mailbox_service.server.services import Services
+from mailbox_service.storage.api_keys import ApiKey
+
+# Multipart framing and the metadata part come on top of the file itself.
+ENVELOPE_ALLOWANCE = 1024 * 1024
+
+
+
+
+class IngestionController(Controller):
+    path = "/v1"
+    tags = ["ingestion"]
+
+    @post(
+        "/documents",
+        operation_id="ingestDocument",
+        dependencies={"api_key": Provide(provide_ingest_key)},
+        request_max_body_size=None,
+        status_code=HTTP_201_CREATED,
+        responses={},
+    )
+    async def ingest(
+        self, request: Request[Any, Any, Any], services: Services, api_key: ApiKey
+    ) -> Response[IngestResponse]:
+        """Store a new document (multipart parts `metadata` and `file`).
+
+        201 when stored, 200 for an identical replay of (source, source_ref).
+        """
+        limits = services.settings.limits
+        declared = request.headers.get("content-length")
+        budget = limits.max_upload_bytes + limits.max_metadata_bytes + ENVELOPE_ALLOWANCE
+        if declared and declared.isdigit() and int(declared) > budget:
+            raise PayloadTooLarge(
+                f"request body is larger than the maximum of {limits.max_upload_bytes} bytes",
+                field="file",
+            )
+        upload = await read_upload(
+            request.stream(),
+            request.headers.get("content-type", ""),
+            max_file=limits.max_upload_bytes,
+            max_metadata=limits.max_metadata_bytes,
+        )
+        try:
+            metadata = decode_metadata(upload.metadata)
+            outcome = await services.ingest.accept(metadata, upload.file, source=api_key.source)
+        finally:
+            upload.file.close()
+        return Response(
+            outcome.response, status_code=HTTP_201_CREATED if outcome.created else HTTP_200_OK
+        )
+
+    @get(
+        "/document-types",
+        operation_id="listDocumentTypes",
+        dependencies={"api_key": Provide(provide_any_key)},
+    )
+    async def document_types(self, services: Services, api_key: ApiKey) -> dict[str, Any]:
+        """Every registered document type with the JSON Schema of its attributes."""
+        return {
+            "items": [
+                {
+                    "name": t.name,
+                    "label": t.label,
+                    "digital": t.digital,
+                    "retention_days": t.retention.days,
+                    "content_types": sorted(t.content_types),
+                    "attributes_schema": t.json_schema(),
+                }
+                for t in services.registry
+            ]
+        }

@@ -1,0 +1,74 @@
+"""The one place where errors become HTTP responses.
+
+Body: {"error": {"status": 422, "code": "invalid_metadata", "message": "...", "field": "..."}}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from mailbox_service.errors import MailboxError
+from mailbox_service.log import get_logger
+
+log = get_logger(__name__)
+
+
+def _code(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+def mailbox_error_handler(_: Request[Any, Any, Any], exc: MailboxError) -> Response[Any]:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return Response(
+        error_body(exc.status_code, _code(type(exc).__name__), exc.message, exc.field),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def _validation_field(exc: ValidationException) -> str | None:
+    extra = exc.extra
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        key = extra[0].get("key")
+        return str(key) if key else None
+    return None
+
+
+def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    field = _validation_field(exc) if isinstance(exc, ValidationException) else None
+    message = exc.detail
+    if field:
+        message = f"{field}: {exc.extra[0].get('message', exc.detail)}"  # type: ignore[index]
+    code = "bad_request" if exc.status_code == 400 else _code(type(exc).__name__)
+    return Response(
+        error_body(exc.status_code, code, message, field),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
+    return Response(
+        error_body(500, "internal_error", "internal server error"),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    MailboxError: mailbox_error_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}

@@ -1,0 +1,78 @@
+"""Services: the long-lived objects one process shares, built once from settings.
+
+The API, the worker and the CLI each build one; nothing else holds global state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from dramatiq.brokers.redis import RedisBroker
+from pymongo import AsyncMongoClient
+
+from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
+from mailbox_service.ingestion.service import IngestService
+from mailbox_service.notifications.broker import make_broker
+from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.settings import Settings
+from mailbox_service.storage.accounts import AccountStore
+from mailbox_service.storage.api_keys import ApiKeyStore
+from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.mongo import Collections, Doc, connect
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: DocumentTypeRegistry
+    mongo: AsyncMongoClient[Doc]
+    collections: Collections
+    documents: DocumentStore
+    accounts: AccountStore
+    api_keys: ApiKeyStore
+    blobs: BlobStore
+    broker: RedisBroker
+    queue: NotificationQueue
+    redis: aioredis.Redis
+    ingest: IngestService
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        registry: DocumentTypeRegistry | None = None,
+        broker: RedisBroker | None = None,
+    ) -> Services:
+        registry = registry or load_registry()
+        mongo = connect(settings.mongo)
+        collections = Collections.of(mongo, settings.mongo.database)
+        documents = DocumentStore(collections)
+        accounts = AccountStore(collections)
+        blobs = BlobStore(settings.s3)
+        broker = broker or make_broker(settings.redis)
+        queue = NotificationQueue(broker)
+        return cls(
+            settings=settings,
+            registry=registry,
+            mongo=mongo,
+            collections=collections,
+            documents=documents,
+            accounts=accounts,
+            api_keys=ApiKeyStore(collections),
+            blobs=blobs,
+            broker=broker,
+            queue=queue,
+            redis=aioredis.Redis.from_url(
+                settings.redis.url, socket_connect_timeout=2, socket_timeout=5
+            ),
+            ingest=IngestService(registry, documents, accounts, blobs, queue),
+        )
+
+    async def close(self) -> None:
+        await self.mongo.close()
+        await self.redis.aclose()
+        self.broker.close()

@@ -1,0 +1,151 @@
+"""Typed settings read from `MAILBOX_*` environment variables.
+
+Each group is a small Struct; a field `port` in group `smtp` is read from `MAILBOX_SMTP_PORT`.
+Top-level fields (`portal_url`, `demo_portal`) are read from `MAILBOX_<FIELD>`. A malformed
+value fails at start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from mailbox_service.errors import ConfigurationError
+
+PREFIX = "MAILBOX_"
+
+
+class MongoSettings(msgspec.Struct, frozen=True):
+    url: str = "mongodb://127.0.0.1:27017/"
+    """Connection string of the MongoDB-protocol server (MongoDB, or FerretDB locally)."""
+    database: str = "mailbox"
+    """Database that holds documents, accounts, api_keys and _migrations."""
+    timeout_ms: int = 5000
+    """Server selection and socket timeout; a dead server fails fast instead of hanging."""
+
+
+class S3Settings(msgspec.Struct, frozen=True):
+    endpoint: str = "127.0.0.1:9000"
+    """host:port of the S3 server (MinIO)."""
+    access_key: str = "minioadmin"
+    """Access key id."""
+    secret_key: str = "minioadmin"
+    """Secret key; never logged."""
+    bucket: str = "documents"
+    """Bucket that holds document files."""
+    secure: bool = False
+    """Use HTTPS to reach the S3 server."""
+    region: str = "us-east-1"
+    """Region sent with signed requests."""
+
+
+class RedisSettings(msgspec.Struct, frozen=True):
+    url: str = "redis://127.0.0.1:6379/0"
+    """Redis for the dramatiq queue and the Socket.IO message bus."""
+
+
+class SmtpSettings(msgspec.Struct, frozen=True):
+    host: str = "127.0.0.1"
+    """SMTP relay host."""
+    port: int = 25
+    """SMTP relay port."""
+    username: str = ""
+    """Login name; empty means no authentication."""
+    password: str = ""
+    """Password; never logged."""
+    starttls: bool = False
+    """Upgrade the connection with STARTTLS before sending."""
+    sender: str = "Mailbox <no-reply@mailbox.invalid>"
+    """From address of notification emails."""
+    timeout_s: float = 10.0
+    """Socket timeout for the SMTP conversation."""
+
+
+class AuthSettings(msgspec.Struct, frozen=True):
+    jwt_secret: str = ""
+    """HS256 secret for portal tokens (development); empty disables HS256."""
+    jwks_url: str = ""
+    """JWKS URL of the OIDC provider whose RS256/ES256 tokens the portal sends."""
+    audience: str = "mailbox"
+    """Required `aud` claim of portal tokens."""
+    issuer: str = "mailbox-dev"
+    """Required `iss` claim of portal tokens."""
+    cursor_secret: str = ""
+    """Key that signs pagination cursors; derived from jwt_secret when empty."""
+
+
+class LimitsSettings(msgspec.Struct, frozen=True):
+    max_upload_bytes: int = 50 * 1024 * 1024
+    """Largest accepted document file."""
+    max_metadata_bytes: int = 256 * 1024
+    """Largest accepted `metadata` part."""
+
+
+class NotifySettings(msgspec.Struct, frozen=True):
+    max_attempts: int = 6
+    """Delivery attempts per channel before the status turns `failed`."""
+    min_backoff_ms: int = 1000
+    """First retry delay; doubles per attempt."""
+    max_backoff_ms: int = 300_000
+    """Longest retry delay."""
+    sweep_interval_s: float = 30.0
+    """How often the worker looks for notifications still pending."""
+    sweep_grace_s: float = 60.0
+    """Age after which a pending notification counts as lost and is re-enqueued."""
+
+
+class Settings(msgspec.Struct, frozen=True):
+    mongo: MongoSettings = msgspec.field(default_factory=MongoSettings)
+    s3: S3Settings = msgspec.field(default_factory=S3Settings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    smtp: SmtpSettings = msgspec.field(default_factory=SmtpSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    notify: NotifySettings = msgspec.field(default_factory=NotifySettings)
+    portal_url: str = "http://127.0.0.1:8000/portal"
+    """Base URL of the customer portal; email links point below it."""
+    demo_portal: bool = False
+    """Serve the reference inbox and its development sign-in page."""
+    log_format: str = "auto"
+    """`json`, `console`, or `auto` (console on a terminal, JSON otherwise)."""
+
+
+_Group = TypeVar("_Group", bound=msgspec.Struct)
+
+
+def _read_group(cls: type[_Group], prefix: str, env: Mapping[str, str]) -> _Group:
+    values: dict[str, Any] = {}
+    for name in cls.__struct_fields__:
+        var = f"{prefix}{name.upper()}"
+        if var in env:
+            values[name] = env[var]
+    try:
+        return msgspec.convert(values, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec says "... - at `$.port`"; map the path back to the variable's name.
+        message = str(exc)
+        field = message.rsplit("$.", 1)[-1].rstrip("`") if "$." in message else ""
+        var = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
+        raise ConfigurationError(f"{var}: {message.split(' - at')[0]} (got {env.get(var)!r})") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every group from the environment; raise ConfigurationError naming a bad variable."""
+    env = os.environ if env is None else env
+    groups: dict[str, Any] = {}
+    top: dict[str, Any] = {}
+    for name, field_type in Settings.__annotations__.items():
+        if isinstance(field_type, str) and field_type.endswith("Settings"):
+            cls = globals()[field_type]
+            groups[name] = _read_group(cls, f"{PREFIX}{name.upper()}_", env)
+    plain = msgspec.defstruct(
+        "TopLevel",
+        [(n, Settings.__annotations__[n], getattr(Settings(), n)) for n in ("portal_url", "demo_portal", "log_format")],
+    )
+    top = msgspec.structs.asdict(_read_group(plain, PREFIX, env))
+    if top["log_format"] not in {"auto", "json", "console"}:
+        raise ConfigurationError(f"MAILBOX_LOG_FORMAT: expected auto, json or console (got {top['log_format']!r})")
+    return Settings(**groups, **top)

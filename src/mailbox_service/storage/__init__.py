@@ -1,0 +1,1 @@
+"""Persistence: MongoDB collections and the MinIO blob store."""

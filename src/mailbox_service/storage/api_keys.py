@@ -1,0 +1,82 @@
+"""ApiKeyStore: ingest and admin keys for output-management systems and operators.
+
+Only a SHA-256 of the key is stored. Keys carry 256 bits of randomness, so a fast hash is
+enough: there is nothing to brute-force, unlike a password.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Literal
+
+import msgspec
+
+from mailbox_service.storage.mongo import Collections, utcnow
+
+Scope = Literal["ingest", "admin"]
+SCOPES: tuple[Scope, ...] = ("ingest", "admin")
+KEY_PREFIX = "mbx"
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    key_id: str
+    source: str
+    scopes: list[str]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _to_key(doc: dict[str, object]) -> ApiKey:
+    return msgspec.convert(
+        {
+            "key_id": doc["_id"],
+            "source": doc["source"],
+            "scopes": doc["scopes"],
+            "created_at": doc["created_at"],
+            "revoked_at": doc.get("revoked_at"),
+        },
+        ApiKey,
+        strict=False,
+    )
+
+
+class ApiKeyStore:
+    def __init__(self, collections: Collections) -> None:
+        self._keys = collections.api_keys
+
+    async def create(self, source: str, scopes: list[str]) -> tuple[ApiKey, str]:
+        """Store a new key; return it with its secret, which is shown once and never again."""
+        key_id = secrets.token_hex(6)
+        secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        now = utcnow()
+        await self._keys.insert_one(
+            {
+                "_id": key_id,
+                "hash": hash_key(secret),
+                "source": source,
+                "scopes": scopes,
+                "created_at": now,
+                "revoked_at": None,
+            }
+        )
+        return ApiKey(key_id, source, scopes, now), secret
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The active key matching `secret`, or None (unknown or revoked)."""
+        doc = await self._keys.find_one({"hash": hash_key(secret), "revoked_at": None})
+        return _to_key(doc) if doc else None
+
+    async def list(self) -> list[ApiKey]:
+        return [_to_key(doc) async for doc in self._keys.find({}).sort("created_at", 1)]
+
+    async def revoke(self, key_id: str) -> bool:
+        result = await self._keys.update_one(
+            {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}}
+        )
+        return result.modified_count == 1
