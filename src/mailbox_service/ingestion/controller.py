@@ -12,8 +12,7 @@ from mailbox_service.errors import PayloadTooLarge
 from mailbox_service.ingestion.multipart import read_upload
 from mailbox_service.ingestion.schemas import IngestResponse, decode_metadata
 from mailbox_service.server.auth import provide_any_key, provide_ingest_key
-from mailbox_service.server.services import Services
-from mailbox_service.storage.api_keys import ApiKey
+from mailbox_service.server.deps import ApiKeyDep, ServicesDep
 
 # Multipart framing and the metadata part come on top of the file itself.
 ENVELOPE_ALLOWANCE = 1024 * 1024
@@ -34,7 +33,7 @@ class IngestionController(Controller):
         responses={},
     )
     async def ingest(
-        self, request: Request[Any, Any, Any], services: Services, api_key: ApiKey
+        self, request: Request[Any, Any, Any], services: ServicesDep, api_key: ApiKeyDep
     ) -> Response[IngestResponse]:
         """Store a new document (multipart parts `metadata` and `file`).
 
@@ -68,7 +67,7 @@ class IngestionController(Controller):
         operation_id="listDocumentTypes",
         dependencies={"api_key": Provide(provide_any_key)},
     )
-    async def document_types(self, services: Services, api_key: ApiKey) -> dict[str, Any]:
+    async def document_types(self, services: ServicesDep, api_key: ApiKeyDep) -> dict[str, Any]:
         """Every registered document type with the JSON Schema of its attributes."""
         return {
             "items": [

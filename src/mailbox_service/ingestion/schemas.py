@@ -49,12 +49,8 @@ class DocumentMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attributes: dict[str, Any]
     recipient: Recipient | None = None
     title: Title | None = None
-    issued_at: dt.datetime | None = None
+    issued_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
     notify: bool = True
-
-    def __post_init__(self) -> None:
-        if self.issued_at is not None and self.issued_at.tzinfo is None:
-            raise ValueError("`issued_at` needs a time zone, e.g. 2026-01-31T00:00:00Z")
 
 
 Delivery = Literal["digital", "print"]

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request
 
 from mailbox_service.errors import Forbidden, Unauthenticated
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.services import Services
 from mailbox_service.storage.api_keys import ApiKey
 
@@ -28,15 +29,15 @@ async def _key_with_scope(request: Request[Any, Any, Any], services: Services, s
     return key
 
 
-async def provide_ingest_key(request: Request[Any, Any, Any], services: Services) -> ApiKey:
+async def provide_ingest_key(request: Request[Any, Any, Any], services: ServicesDep) -> ApiKey:
     return await _key_with_scope(request, services, "ingest")
 
 
-async def provide_admin_key(request: Request[Any, Any, Any], services: Services) -> ApiKey:
+async def provide_admin_key(request: Request[Any, Any, Any], services: ServicesDep) -> ApiKey:
     return await _key_with_scope(request, services, "admin")
 
 
-async def provide_any_key(request: Request[Any, Any, Any], services: Services) -> ApiKey:
+async def provide_any_key(request: Request[Any, Any, Any], services: ServicesDep) -> ApiKey:
     key = await services.api_keys.authenticate(bearer_token(request))
     if key is None:
         raise Unauthenticated("unknown or revoked API key")

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from litestar import Controller, Response, get
 
-from mailbox_service.server.services import Services
+from mailbox_service.server.deps import ServicesDep
 
 Check = Callable[[], Awaitable[Any]]
 
@@ -35,7 +35,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="healthReady")
-    async def ready(self, services: Services) -> Response[dict[str, Any]]:
+    async def ready(self, services: ServicesDep) -> Response[dict[str, Any]]:
         """Every dependency answers: 200, else 503 naming the ones that failed."""
         checks: dict[str, Check] = {
             "mongodb": lambda: services.collections.db.command("ping"),
