@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailbox_service.cli import accounts, dev, keys, migrate, serve, sweep
+from mailbox_service.cli import accounts, dev, doctypes, keys, migrate, serve, sweep
 from mailbox_service.cli.base import root
 
 for command in (
@@ -11,6 +11,7 @@ for command in (
     keys.keys,
     accounts.accounts,
     sweep.sweep,
+    doctypes.doctypes,
     dev.dev,
 ):
     root.add_command(command)

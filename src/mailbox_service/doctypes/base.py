@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
@@ -42,6 +43,9 @@ class DocumentType:
     """How long documents of this type are kept after `issued_at`."""
     content_types: ClassVar[frozenset[str]] = frozenset({PDF})
     """Sniffed content types accepted for the file."""
+    templates_path: ClassVar[Path | None] = None
+    """Folder with this type's email templates when they ship outside `templates/email/`
+    (a plugin package); None means `templates/email/<template>/`."""
 
     @property
     def template(self) -> str:

@@ -1,0 +1,151 @@
+"""Portal tokens: verify a customer's JWT, and mint development tokens.
+
+Which algorithm a token may use follows from what is configured, never from the token alone:
+HS256 only when an HS256 secret is set, asymmetric algorithms only with keys from the JWKS URL.
+That closes `alg: none` and the classic confusion of verifying an RS256 public key as an HMAC
+secret. Claims: `sub` (who) and `accounts` (which customer accounts they may read), plus the
+usual `exp`, `aud` and `iss`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import jwt
+import msgspec
+
+from mailbox_service.errors import ConfigurationError, Unauthenticated
+from mailbox_service.ingestion.schemas import AccountId
+from mailbox_service.server.portal_auth.jwks import ASYMMETRIC_ALGORITHMS, JwksKeySet
+from mailbox_service.settings import AuthSettings
+
+HMAC_ALGORITHM = "HS256"
+LEEWAY_S = 30
+"""Clock skew we tolerate between the identity provider and us, in seconds."""
+MAX_TOKEN_LENGTH = 16 * 1024
+MAX_ACCOUNTS = 1000
+
+
+class PortalUser(msgspec.Struct, frozen=True):
+    """The authenticated portal caller: who, and which accounts they may see."""
+
+    sub: str
+    accounts: tuple[str, ...]
+    expires_at: dt.datetime | None = None
+
+    def may_read(self, account_id: str) -> bool:
+        return account_id in self.accounts
+
+
+_CLAIMS_ERROR_PREFIX = "token claims are not usable"
+
+
+def _user_from(claims: dict[str, Any]) -> PortalUser:
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
+        raise Unauthenticated(f"{_CLAIMS_ERROR_PREFIX}: `sub` must be a non-empty string")
+    raw_accounts = claims.get("accounts")
+    try:
+        accounts = msgspec.convert(raw_accounts, list[AccountId])
+    except msgspec.ValidationError as exc:
+        raise Unauthenticated(
+            f"{_CLAIMS_ERROR_PREFIX}: `accounts` must be a list of account ids ({exc})"
+        ) from None
+    if len(accounts) > MAX_ACCOUNTS:
+        raise Unauthenticated(f"{_CLAIMS_ERROR_PREFIX}: more than {MAX_ACCOUNTS} accounts")
+    expires_at = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+    # dict.fromkeys keeps the token's order while dropping repeats.
+    return PortalUser(sub=sub, accounts=tuple(dict.fromkeys(accounts)), expires_at=expires_at)
+
+
+class TokenVerifier:
+    """Checks signature, `exp`, `aud` and `iss`, and turns the claims into a PortalUser."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        jwks: JwksKeySet | None = None,
+        leeway_s: float = LEEWAY_S,
+    ) -> None:
+        self._secret = settings.jwt_secret
+        self._audience = settings.audience
+        self._issuer = settings.issuer
+        self._leeway = leeway_s
+        self._jwks = jwks or (JwksKeySet(settings.jwks_url) if settings.jwks_url else None)
+
+    @property
+    def configured(self) -> bool:
+        """False when neither a secret nor a JWKS URL is set: no token can ever pass."""
+        return bool(self._secret) or self._jwks is not None
+
+    async def verify(self, token: str) -> PortalUser:
+        """The caller the token stands for; Unauthenticated for every kind of bad token."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("token is too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("token is not a well-formed JWT") from None
+        algorithm = header.get("alg")
+        key = await self._key_for(algorithm, header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(
+                f"token is not meant for this service (aud {self._audience!r} expected)"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated("token was issued by an issuer we do not trust") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("token signature is invalid") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"token lacks the `{exc.claim}` claim") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"token is not valid: {exc}") from None
+        return _user_from(claims)
+
+    async def _key_for(self, algorithm: Any, kid: Any) -> Any:
+        if algorithm == HMAC_ALGORITHM and self._secret:
+            return self._secret
+        if isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS and self._jwks:
+            return await self._jwks.key_for(kid if isinstance(kid, str) else None, algorithm)
+        raise Unauthenticated(f"token algorithm {algorithm!r} is not accepted")
+
+
+def mint_token(
+    settings: AuthSettings,
+    sub: str,
+    accounts: Sequence[str],
+    *,
+    ttl_s: int = 3600,
+    now: dt.datetime | None = None,
+) -> str:
+    """A development token signed with the HS256 secret (refused when none is configured)."""
+    if not settings.jwt_secret:
+        raise ConfigurationError(
+            "no HS256 secret is configured (MAILBOX_AUTH_JWT_SECRET); development tokens "
+            "can only be minted with one"
+        )
+    issued = now or dt.datetime.now(dt.UTC)
+    claims = {
+        "sub": sub,
+        "accounts": list(accounts),
+        "aud": settings.audience,
+        "iss": settings.issuer,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + dt.timedelta(seconds=ttl_s)).timestamp()),
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=HMAC_ALGORITHM)
