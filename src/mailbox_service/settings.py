@@ -75,6 +75,9 @@ class AuthSettings(msgspec.Struct, frozen=True):
     """Required `iss` claim of portal tokens."""
     cursor_secret: str = ""
     """Key that signs pagination cursors; derived from jwt_secret when empty."""
+    api_key_cache_s: float = 5.0
+    """How long an API process trusts a key it has checked; a revocation takes effect on every
+    node within this time. 0 checks MongoDB on every request."""
 
 
 class LimitsSettings(msgspec.Struct, frozen=True):
@@ -95,6 +98,11 @@ class NotifySettings(msgspec.Struct, frozen=True):
     """How often the worker looks for notifications still pending."""
     sweep_grace_s: float = 60.0
     """Age after which a pending notification counts as lost and is re-enqueued."""
+    lease_s: float = 120.0
+    """How long a worker's claim on one delivery lasts; a crashed worker's claim is handed on
+    after it. Keep it well above the longest SMTP conversation (smtp.timeout_s)."""
+    default_locale: str = "en"
+    """Email locale when neither the recipient nor the account names one we have templates for."""
 
 
 class Settings(msgspec.Struct, frozen=True):

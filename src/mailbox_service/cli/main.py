@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from mailbox_service.cli import accounts, dev, doctypes, keys, migrate, serve, sweep
+from mailbox_service.cli import (
+    accounts,
+    backfill,
+    demo,
+    demo_seed,
+    dev,
+    dev_run,
+    doctypes,
+    keys,
+    migrate,
+    serve,
+    sweep,
+    tokens,
+    worker,
+)
 from mailbox_service.cli.base import root
 
 for command in (
@@ -11,9 +25,16 @@ for command in (
     keys.keys,
     accounts.accounts,
     sweep.sweep,
+    worker.worker,
     doctypes.doctypes,
     dev.dev,
+    backfill.backfill,
+    demo.demo,
+    tokens.tokens,
 ):
     root.add_command(command)
+
+dev.dev.add_command(dev_run.run)
+demo.demo.add_command(demo_seed.seed)
 
 main = root

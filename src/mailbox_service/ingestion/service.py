@@ -155,16 +155,35 @@ class IngestService:
         source: str,
         origin: Origin = "api",
         notify: bool | None = None,
+        look_up_first: bool = False,
     ) -> IngestOutcome:
+        """Store one document; an identical replay returns the stored one (created=False).
+
+        Without `look_up_first` the unique index decides replays: the common case (a new
+        document) then costs no extra query, and a replay costs one blob upload that is removed
+        again. Callers that expect many replays (a resumed backfill) pass True.
+        """
         checked = self.check(metadata, file)
-        existing = await self.documents.by_source_ref(source, metadata.source_ref)
-        if existing is not None:
-            return self._replay(existing, checked.fingerprint)
+        if look_up_first:
+            existing = await self.documents.by_source_ref(source, metadata.source_ref)
+            if existing is not None:
+                return self._replay(existing, checked.fingerprint)
 
         should_notify = metadata.notify if notify is None else notify
-        account = await self.accounts.get(metadata.account_id)
-        delivery = decide_delivery(checked.doctype, metadata, account)
         document_id = new_document_id()
+        key = blob_key(document_id)
+        # The blob upload and the account lookup are independent: overlap them.
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    self.blobs.put, key, file.data, file.size, file.content_type,
+                    {"document-id": document_id},
+                )
+                account = await self.accounts.get(metadata.account_id)
+        except BaseException:
+            await self._remove_blob(key)
+            raise
+        delivery = decide_delivery(checked.doctype, metadata, account)
         now = utcnow()
         issued_at = metadata.issued_at or now
         document: Doc = {
@@ -180,7 +199,7 @@ class IngestService:
             "issued_at": issued_at.astimezone(dt.UTC),
             "created_at": now,
             "blob": {
-                "key": blob_key(document_id),
+                "key": key,
                 "size": file.size,
                 "sha256": file.sha256,
                 "content_type": file.content_type,
@@ -201,10 +220,6 @@ class IngestService:
             "retain_until": checked.doctype.retain_until(issued_at.astimezone(dt.UTC)),
         }
 
-        key = document["blob"]["key"]
-        await self.blobs.put(
-            key, file.data, file.size, file.content_type, {"document-id": document_id}
-        )
         try:
             await self.documents.insert(document)
         except DuplicateSourceRef:

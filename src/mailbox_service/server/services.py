@@ -13,8 +13,12 @@ from pymongo import AsyncMongoClient
 
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 from mailbox_service.ingestion.service import IngestService
+from mailbox_service.mailbox.cursor import CursorSigner
+from mailbox_service.mailbox.service import MailboxService
 from mailbox_service.notifications.broker import make_broker
 from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.realtime.emitter import RealtimeEmitter
+from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.settings import Settings
 from mailbox_service.storage.accounts import AccountStore
 from mailbox_service.storage.api_keys import ApiKeyStore
@@ -37,6 +41,9 @@ class Services:
     queue: NotificationQueue
     redis: aioredis.Redis
     ingest: IngestService
+    portal_tokens: TokenVerifier
+    realtime: RealtimeEmitter
+    mailbox: MailboxService
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -55,6 +62,7 @@ class Services:
         blobs = BlobStore(settings.s3)
         broker = broker or make_broker(settings.redis)
         queue = NotificationQueue(broker)
+        realtime = RealtimeEmitter(settings.redis.url)
         return cls(
             settings=settings,
             registry=registry,
@@ -62,7 +70,7 @@ class Services:
             collections=collections,
             documents=documents,
             accounts=accounts,
-            api_keys=ApiKeyStore(collections),
+            api_keys=ApiKeyStore(collections, cache_seconds=settings.auth.api_key_cache_s),
             blobs=blobs,
             broker=broker,
             queue=queue,
@@ -70,9 +78,15 @@ class Services:
                 settings.redis.url, socket_connect_timeout=2, socket_timeout=5
             ),
             ingest=IngestService(registry, documents, accounts, blobs, queue),
+            portal_tokens=TokenVerifier(settings.auth),
+            realtime=realtime,
+            mailbox=MailboxService(
+                documents, accounts, CursorSigner.from_settings(settings.auth), realtime
+            ),
         )
 
     async def close(self) -> None:
         await self.mongo.close()
         await self.redis.aclose()
+        await self.realtime.close()
         self.broker.close()

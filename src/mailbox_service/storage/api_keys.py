@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 from typing import Literal
 
 import msgspec
@@ -46,9 +47,19 @@ def _to_key(doc: dict[str, object]) -> ApiKey:
     )
 
 
+class _Remembered(msgspec.Struct):
+    key: ApiKey
+    until: float
+
+
 class ApiKeyStore:
-    def __init__(self, collections: Collections) -> None:
+    def __init__(self, collections: Collections, *, cache_seconds: float = 0.0) -> None:
         self._keys = collections.api_keys
+        # Every ingest request authenticates; remembering a checked key for a few seconds saves
+        # a database round trip per request. Only positive answers are remembered, so a new
+        # key works at once; a revoked one stops within `cache_seconds`.
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, _Remembered] = {}
 
     async def create(self, source: str, scopes: list[str]) -> tuple[ApiKey, str]:
         """Store a new key; return it with its secret, which is shown once and never again."""
@@ -69,8 +80,21 @@ class ApiKeyStore:
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active key matching `secret`, or None (unknown or revoked)."""
-        doc = await self._keys.find_one({"hash": hash_key(secret), "revoked_at": None})
-        return _to_key(doc) if doc else None
+        digest = hash_key(secret)
+        now = time.monotonic()
+        remembered = self._cache.get(digest)
+        if remembered is not None and remembered.until > now:
+            return remembered.key
+        doc = await self._keys.find_one({"hash": digest, "revoked_at": None})
+        if doc is None:
+            self._cache.pop(digest, None)
+            return None
+        key = _to_key(doc)
+        if self._cache_seconds > 0:
+            if len(self._cache) > 10_000:  # bounded: drop everything rather than grow
+                self._cache.clear()
+            self._cache[digest] = _Remembered(key, now + self._cache_seconds)
+        return key
 
     async def list(self) -> list[ApiKey]:
         return [_to_key(doc) async for doc in self._keys.find({}).sort("created_at", 1)]

@@ -19,8 +19,9 @@ from mailbox_service.errors import DependencyUnavailable
 from mailbox_service.settings import S3Settings
 
 CHUNK = 256 * 1024
-# The SDK splits uploads into parts of this size; it buffers one part, so it bounds memory.
-PART_SIZE = 8 * 1024 * 1024
+# The SDK splits large uploads into parts of this size (S3's minimum) and holds one part in
+# memory at a time when uploads are not parallel: this bounds an upload's memory to ~5 MiB.
+PART_SIZE = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class BlobStore:
                 content_type=content_type,
                 metadata=metadata or {},  # type: ignore[arg-type]
                 part_size=PART_SIZE if length > PART_SIZE else 0,
+                num_parallel_uploads=1,
             )
 
         await anyio.to_thread.run_sync(_put)

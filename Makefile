@@ -1,0 +1,60 @@
+# mailbox-service: developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .stack/tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: help setup run test test-fast lint format bench stack-up stack-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python >= 3.11 (or use docker compose up)"; exit 2; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+setup: .venv/.synced ## install Python dependencies (locked) into .venv
+
+run: setup ## the whole service on a local stack: API :8000, worker, SMTP capture (Ctrl-C stops)
+	$(UV) run mailbox-service dev run
+
+test: setup ## the whole test suite against a private stack, with coverage of src/
+	$(UV) run pytest --cov=mailbox_service --cov-branch --cov-report=term-missing:skip-covered
+
+test-fast: setup ## unit tests only (no servers)
+	$(UV) run pytest tests/unit -q
+
+lint: setup ## ruff and mypy
+	$(UV) run ruff check src tests bench migrations
+	$(UV) run ruff format --check src tests bench migrations
+	$(UV) run mypy
+
+format: setup ## apply ruff's formatting and safe fixes
+	$(UV) run ruff check --fix src tests bench migrations
+	$(UV) run ruff format src tests bench migrations
+
+bench: setup ## run the benchmarks (each prints its figures)
+	$(UV) run python bench/ingest.py
+	$(UV) run python bench/mailbox.py
+	$(UV) run python bench/notify.py
+	$(UV) run python bench/backfill.py
+
+stack-up: setup ## start Redis, PostgreSQL+FerretDB, MinIO and SMTP capture; writes .stack/env
+	$(UV) run mailbox-service dev stack-up
+
+stack-down: setup ## stop the backing servers (data is kept)
+	$(UV) run mailbox-service dev stack-down
+
+clean: ## stop stacks and delete .stack (binaries, data) and .venv
+	-$(UV) run mailbox-service dev stack-down
+	-$(UV) run mailbox-service dev stack-down --profile test
+	rm -rf .stack .venv .coverage* coverage.xml

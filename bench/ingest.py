@@ -1,0 +1,234 @@
+"""Ingestion throughput and latency against a raw baseline, plus upload memory.
+
+    uv run python bench/ingest.py [--documents 600] [--concurrency 8] [--size-kib 100]
+
+Runs on its own stack profile (test9 by default, MAILBOX_BENCH_PROFILE to change), starts a
+real `mailbox-service serve` process, and measures in the same run:
+  * ingestion: N concurrent clients POST 100 KiB PDFs over HTTP;
+  * raw baseline: the same number of MinIO put_object + MongoDB insert_one, same concurrency,
+    no HTTP, no validation;
+  * the API process's RSS growth while one 50 MiB file is uploaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import psutil
+
+from mailbox_service.demo.pdf import render_pdf
+from mailbox_service.devstack import Stack, StackConfig
+from mailbox_service.migrate import MigrationContext, Migrator
+from mailbox_service.paths import migrations_dir
+from mailbox_service.server.services import Services
+from mailbox_service.settings import load_settings
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def describe(name: str, latencies: list[float], elapsed: float) -> dict[str, float]:
+    row = {
+        "docs_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+    }
+    print(f"  {name:<10} {row['docs_per_s']:8.1f} docs/s   p50 {row['p50_ms']:7.1f} ms"
+          f"   p99 {row['p99_ms']:7.1f} ms")
+    return row
+
+
+async def run_concurrently(count: int, concurrency: int, one: Any) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            started = time.perf_counter()
+            await one(i)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - started
+
+
+def metadata(i: int, run: str) -> dict[str, Any]:
+    return {
+        "type": "invoice",
+        "source_ref": f"bench-{run}-{i}",
+        "account_id": f"acct-{i % 500}",
+        "attributes": {"invoice_number": f"INV-{run}-{i}", "total_amount": "84.20",
+                       "currency": "EUR", "due_date": "2026-12-15"},
+    }
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailbox_service", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+async def http_ingest(url: str, key: str, pdf: bytes, count: int, concurrency: int) -> tuple[list[float], float]:
+    run = uuid.uuid4().hex[:8]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        async def one(i: int) -> None:
+            response = await client.post(
+                "/v1/documents",
+                files={"metadata": (None, json.dumps(metadata(i, run))), "file": ("i.pdf", pdf)},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            if response.status_code != 201:
+                raise SystemExit(f"ingest failed: {response.status_code} {response.text}")
+
+        return await run_concurrently(count, concurrency, one)
+
+
+async def raw_baseline(services: Services, pdf: bytes, count: int, concurrency: int) -> tuple[list[float], float]:
+    run = uuid.uuid4().hex[:8]
+    collection = services.collections.db["bench_raw"]
+
+    async def one(i: int) -> None:
+        key = f"bench-raw/{run}/{i}"
+        await anyio.to_thread.run_sync(
+            lambda: services.blobs.client.put_object(
+                services.blobs.bucket, key, io.BytesIO(pdf), len(pdf), content_type="application/pdf")
+        )
+        await collection.insert_one({"_id": key, **metadata(i, run)})
+
+    return await run_concurrently(count, concurrency, one)
+
+
+def upload_rss_growth(url: str, key: str, pid: int, size_mib: int) -> tuple[float, float]:
+    """Peak RSS growth (MiB) of the API process while one large file streams in."""
+    process = psutil.Process(pid)
+    baseline = process.memory_info().rss
+    peak = baseline
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    pdf = render_pdf(["big"], padding=size_mib * 1024 * 1024 - 2048)
+
+    def body() -> Any:
+        meta = json.dumps(metadata(0, uuid.uuid4().hex[:8])).encode()
+        boundary = b"benchboundary"
+        yield b"--" + boundary + b'\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+        yield meta + b"\r\n--" + boundary
+        yield b'\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n'
+        view = memoryview(pdf)
+        for offset in range(0, len(pdf), 256 * 1024):
+            yield bytes(view[offset : offset + 256 * 1024])
+        yield b"\r\n--" + boundary + b"--\r\n"
+
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{url}/v1/documents", content=body(), timeout=120,
+        headers={"Authorization": f"Bearer {key}",
+                 "Content-Type": "multipart/form-data; boundary=benchboundary"},
+    )
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if response.status_code != 201:
+        raise SystemExit(f"large upload failed: {response.status_code} {response.text}")
+    del pdf
+    return (peak - baseline) / 2**20, elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--size-kib", type=int, default=100)
+    parser.add_argument("--large-mib", type=int, default=50)
+    parser.add_argument("--port", type=int, default=8931)
+    args = parser.parse_args()
+
+    stack = Stack(StackConfig.for_profile(os.environ.get("MAILBOX_BENCH_PROFILE", "test9")))
+    stack.up()
+    os.environ.update(stack.env())
+    settings = load_settings()
+    services = Services.build(settings)
+    await Migrator(MigrationContext(settings, services.collections, services.blobs),
+                   migrations_dir()).apply_pending()
+    _, key = await services.api_keys.create("bench", ["ingest"])
+    server = start_server(args.port)
+    url = f"http://127.0.0.1:{args.port}"
+    pdf = render_pdf(["Invoice", "84.20 EUR"], padding=args.size_kib * 1024 - 1500)
+    try:
+        print(f"ingest benchmark: {args.documents} x {len(pdf) / 1024:.0f} KiB, "
+              f"concurrency {args.concurrency}, {os.cpu_count()} cores")
+        await http_ingest(url, key, pdf, min(50, args.documents), args.concurrency)  # warm-up
+        await raw_baseline(services, pdf, min(50, args.documents), args.concurrency)
+        rows: dict[str, list[dict[str, float]]] = {"ingest": [], "raw": []}
+        api, me = psutil.Process(server.pid), psutil.Process()
+        cpu: dict[str, float] = {"api": 0.0, "bench": 0.0}
+
+        def cpu_seconds(process: psutil.Process) -> float:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+
+        for _round in range(2):  # interleaved, so drift on a noisy machine hits both
+            lat, el = await raw_baseline(services, pdf, args.documents // 2, args.concurrency)
+            rows["raw"].append(describe("raw", lat, el))
+            before = (cpu_seconds(api), cpu_seconds(me))
+            lat, el = await http_ingest(url, key, pdf, args.documents // 2, args.concurrency)
+            rows["ingest"].append(describe("ingest", lat, el))
+            cpu["api"] += cpu_seconds(api) - before[0]
+            cpu["bench"] += cpu_seconds(me) - before[1]
+        per_doc = {k: v / (2 * (args.documents // 2)) * 1000 for k, v in cpu.items()}
+        print(f"  CPU per ingested document: API process {per_doc['api']:.2f} ms, "
+              f"HTTP client {per_doc['bench']:.2f} ms")
+        ingest = statistics.mean(r["docs_per_s"] for r in rows["ingest"])
+        raw = statistics.mean(r["docs_per_s"] for r in rows["raw"])
+        print(f"  ratio ingest/raw throughput: {ingest / raw:.2f} (target >= 0.60)")
+        growth, seconds = upload_rss_growth(url, key, server.pid, args.large_mib)
+        print(f"  {args.large_mib} MiB upload: API RSS grew {growth:.1f} MiB (target <= 30), "
+              f"{args.large_mib / seconds:.0f} MiB/s")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        await services.collections.db["bench_raw"].drop()
+        await services.close()
+        if os.environ.get("MAILBOX_BENCH_KEEP_STACK") != "1":
+            stack.down()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,123 @@
+"""`mailbox-service dev run`: the whole service on the local stack, for `make run`.
+
+Brings the `dev` stack up, applies migrations, makes sure a development ingest key exists,
+starts the API and a worker as child processes, prints where everything is, and on Ctrl-C
+stops the children and the stack so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+
+from mailbox_service.devstack import Stack, StackConfig
+from mailbox_service.errors import DependencyUnavailable
+from mailbox_service.migrate import MigrationContext, Migrator
+from mailbox_service.paths import migrations_dir
+from mailbox_service.server.services import Services
+from mailbox_service.settings import load_settings
+
+DEV_JWT_SECRET_FILE = "jwt-secret"
+DEV_KEY_FILE = "ingest-key"
+
+
+def _dev_secret(stack: Stack) -> str:
+    """A per-machine development secret, kept with the stack's data, never in the repo."""
+    path = stack.config.profile_dir / DEV_JWT_SECRET_FILE
+    if not path.exists():
+        path.write_text(os.urandom(32).hex())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _prepare(stack: Stack) -> str:
+    """Migrate and return a working development ingest key (reused across runs)."""
+    settings = load_settings()
+    services = Services.build(settings)
+    try:
+        await Migrator(
+            MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        ).apply_pending(lambda m: click.echo(f"migration applied: {m.id}"))
+        key_file: Path = stack.config.profile_dir / DEV_KEY_FILE
+        if key_file.exists():
+            secret = key_file.read_text().strip()
+            if await services.api_keys.authenticate(secret):
+                return secret
+        _, secret = await services.api_keys.create("dev", ["ingest", "admin"])
+        key_file.write_text(secret)
+        key_file.chmod(0o600)
+        return secret
+    finally:
+        await services.close()
+
+
+def _wait_live(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DependencyUnavailable(f"the API exited during start-up (code {process.returncode})")
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise DependencyUnavailable(f"the API did not answer on {url} within {timeout:.0f}s")
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--keep-stack", is_flag=True, help="Leave the backing servers running on exit.")
+def run(host: str, port: int, keep_stack: bool) -> None:
+    """Run API, worker and backing servers in the foreground; Ctrl-C stops everything."""
+    stack = Stack(StackConfig.for_profile("dev"), progress=lambda l: click.echo(f"… {l}", err=True))
+    stack.up()
+    os.environ.update(stack.env())
+    os.environ.setdefault("MAILBOX_AUTH_JWT_SECRET", _dev_secret(stack))
+    os.environ.setdefault("MAILBOX_DEMO_PORTAL", "1")
+    url = f"http://{host}:{port}"
+    os.environ.setdefault("MAILBOX_PORTAL_URL", f"{url}/portal")
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        key = asyncio.run(_prepare(stack))
+        python = sys.executable
+        children.append(subprocess.Popen(
+            [python, "-m", "mailbox_service", "serve", "--host", host, "--port", str(port)]))
+        children.append(subprocess.Popen([python, "-m", "mailbox_service", "worker"]))
+        _wait_live(url, children[0])
+        click.echo("")
+        click.echo(f"  API           {url}   (OpenAPI: {url}/schema, ready: {url}/health/ready)")
+        click.echo(f"  portal        {url}/portal")
+        click.echo(f"  captured mail {stack.config.maildir}")
+        click.echo(f"  ingest key    {key}")
+        click.echo(f"  env           . {stack.config.env_file}")
+        click.echo("  Ctrl-C stops everything.")
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = next(c for c in children if c.poll() is not None)
+        raise DependencyUnavailable(f"{' '.join(map(str, failed.args))} exited ({failed.returncode})")
+    except KeyboardInterrupt:
+        click.echo("\nstopping…")
+    finally:
+        _stop(children)
+        if not keep_stack:
+            stack.down()
