@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from app_fixtures import cli, invoice_metadata, post_document, unique
 
 from mailbox_service.cli import main
 from mailbox_service.server.services import Services
+from mailbox_service.storage.api_keys import ApiKeyStore
 
 
 async def test_live_and_ready_list_each_dependency(client: Any) -> None:
@@ -118,3 +120,16 @@ async def test_accounts_set_records_consent_history(services: Services) -> None:
     bad = cli("accounts", "set", account_id, "--email", "x@y\r\nBcc: z@w.org", check=False)
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: email:")
+
+
+async def test_api_key_cache_trusts_a_checked_key_only_for_its_ttl(services: Services) -> None:
+    cached = ApiKeyStore(services.collections, cache_seconds=0.5)
+    key, secret = await services.api_keys.create("cached-sender", ["ingest"])
+    assert await cached.authenticate(secret) is not None
+    await services.api_keys.revoke(key.key_id)
+    # Still remembered within the TTL (one node may serve a revoked key this long)...
+    assert await cached.authenticate(secret) is not None
+    await asyncio.sleep(0.6)
+    # ...and refused afterwards.
+    assert await cached.authenticate(secret) is None
+    assert await cached.authenticate("mbx_unknown_x") is None
