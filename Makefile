@@ -16,7 +16,7 @@ help: ## list the targets
 
 $(TOOLS)/bin/uv:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python >= 3.11 (or use docker compose up)"; exit 2; }
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(TOOLS) uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-groups
@@ -28,6 +28,9 @@ run: setup ## the whole service on a local stack: API :8000, worker, SMTP captur
 	$(UV) run mailbox-service dev run
 
 test: setup ## the whole test suite against a private stack, with coverage of src/
+	@# First run on a machine: installs and Go builds take minutes; do them before any test
+	@# timer starts. The session reuses this stack and stops it at the end.
+	$(UV) run mailbox-service dev stack-up --profile $${MAILBOX_TEST_STACK_PROFILE:-test}
 	$(UV) run pytest --cov=mailbox_service --cov-branch --cov-report=term-missing:skip-covered
 
 test-fast: setup ## unit tests only (no servers)

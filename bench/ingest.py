@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -50,8 +49,10 @@ def describe(name: str, latencies: list[float], elapsed: float) -> dict[str, flo
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
     }
-    print(f"  {name:<10} {row['docs_per_s']:8.1f} docs/s   p50 {row['p50_ms']:7.1f} ms"
-          f"   p99 {row['p99_ms']:7.1f} ms")
+    print(
+        f"  {name:<10} {row['docs_per_s']:8.1f} docs/s   p50 {row['p50_ms']:7.1f} ms"
+        f"   p99 {row['p99_ms']:7.1f} ms"
+    )
     return row
 
 
@@ -78,15 +79,20 @@ def metadata(i: int, run: str) -> dict[str, Any]:
         "type": "invoice",
         "source_ref": f"bench-{run}-{i}",
         "account_id": f"acct-{i % 500}",
-        "attributes": {"invoice_number": f"INV-{run}-{i}", "total_amount": "84.20",
-                       "currency": "EUR", "due_date": "2026-12-15"},
+        "attributes": {
+            "invoice_number": f"INV-{run}-{i}",
+            "total_amount": "84.20",
+            "currency": "EUR",
+            "due_date": "2026-12-15",
+        },
     }
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "mailbox_service", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(150):
         try:
@@ -97,10 +103,13 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("server did not start")
 
 
-async def http_ingest(url: str, key: str, pdf: bytes, count: int, concurrency: int) -> tuple[list[float], float]:
+async def http_ingest(
+    url: str, key: str, pdf: bytes, count: int, concurrency: int
+) -> tuple[list[float], float]:
     run = uuid.uuid4().hex[:8]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
         async def one(i: int) -> None:
             response = await client.post(
                 "/v1/documents",
@@ -113,7 +122,9 @@ async def http_ingest(url: str, key: str, pdf: bytes, count: int, concurrency: i
         return await run_concurrently(count, concurrency, one)
 
 
-async def raw_baseline(services: Services, pdf: bytes, count: int, concurrency: int) -> tuple[list[float], float]:
+async def raw_baseline(
+    services: Services, pdf: bytes, count: int, concurrency: int
+) -> tuple[list[float], float]:
     run = uuid.uuid4().hex[:8]
     collection = services.collections.db["bench_raw"]
 
@@ -121,7 +132,12 @@ async def raw_baseline(services: Services, pdf: bytes, count: int, concurrency: 
         key = f"bench-raw/{run}/{i}"
         await anyio.to_thread.run_sync(
             lambda: services.blobs.client.put_object(
-                services.blobs.bucket, key, io.BytesIO(pdf), len(pdf), content_type="application/pdf")
+                services.blobs.bucket,
+                key,
+                io.BytesIO(pdf),
+                len(pdf),
+                content_type="application/pdf",
+            )
         )
         await collection.insert_one({"_id": key, **metadata(i, run)})
 
@@ -158,21 +174,26 @@ def upload_rss_growth(url: str, key: str, pid: int, size_mib: int) -> tuple[floa
 
     started = time.perf_counter()
     response = httpx.post(
-        f"{url}/v1/documents", content=body(), timeout=120,
-        headers={"Authorization": f"Bearer {key}",
-                 "Content-Type": "multipart/form-data; boundary=benchboundary"},
+        f"{url}/v1/documents",
+        content=body(),
+        timeout=120,
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "multipart/form-data; boundary=benchboundary",
+        },
     )
     elapsed = time.perf_counter() - started
     done.set()
     sampler.join()
     if response.status_code != 201:
         raise SystemExit(f"large upload failed: {response.status_code} {response.text}")
-    del pdf
     return (peak - baseline) / 2**20, elapsed
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--documents", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--size-kib", type=int, default=100)
@@ -185,15 +206,18 @@ async def main() -> None:
     os.environ.update(stack.env())
     settings = load_settings()
     services = Services.build(settings)
-    await Migrator(MigrationContext(settings, services.collections, services.blobs),
-                   migrations_dir()).apply_pending()
+    await Migrator(
+        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+    ).apply_pending()
     _, key = await services.api_keys.create("bench", ["ingest"])
     server = start_server(args.port)
     url = f"http://127.0.0.1:{args.port}"
     pdf = render_pdf(["Invoice", "84.20 EUR"], padding=args.size_kib * 1024 - 1500)
     try:
-        print(f"ingest benchmark: {args.documents} x {len(pdf) / 1024:.0f} KiB, "
-              f"concurrency {args.concurrency}, {os.cpu_count()} cores")
+        print(
+            f"ingest benchmark: {args.documents} x {len(pdf) / 1024:.0f} KiB, "
+            f"concurrency {args.concurrency}, {os.cpu_count()} cores"
+        )
         await http_ingest(url, key, pdf, min(50, args.documents), args.concurrency)  # warm-up
         await raw_baseline(services, pdf, min(50, args.documents), args.concurrency)
         rows: dict[str, list[dict[str, float]]] = {"ingest": [], "raw": []}
@@ -213,14 +237,18 @@ async def main() -> None:
             cpu["api"] += cpu_seconds(api) - before[0]
             cpu["bench"] += cpu_seconds(me) - before[1]
         per_doc = {k: v / (2 * (args.documents // 2)) * 1000 for k, v in cpu.items()}
-        print(f"  CPU per ingested document: API process {per_doc['api']:.2f} ms, "
-              f"HTTP client {per_doc['bench']:.2f} ms")
+        print(
+            f"  CPU per ingested document: API process {per_doc['api']:.2f} ms, "
+            f"HTTP client {per_doc['bench']:.2f} ms"
+        )
         ingest = statistics.mean(r["docs_per_s"] for r in rows["ingest"])
         raw = statistics.mean(r["docs_per_s"] for r in rows["raw"])
         print(f"  ratio ingest/raw throughput: {ingest / raw:.2f} (target >= 0.60)")
         growth, seconds = upload_rss_growth(url, key, server.pid, args.large_mib)
-        print(f"  {args.large_mib} MiB upload: API RSS grew {growth:.1f} MiB (target <= 30), "
-              f"{args.large_mib / seconds:.0f} MiB/s")
+        print(
+            f"  {args.large_mib} MiB upload: API RSS grew {growth:.1f} MiB (target <= 30), "
+            f"{args.large_mib / seconds:.0f} MiB/s"
+        )
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -17,8 +17,11 @@ async def up(ctx: MigrationContext) -> None:
     await ctx.collections.documents.create_indexes(
         [
             # Idempotency: one document per sender reference.
-            IndexModel([("source", ASCENDING), ("source_ref", ASCENDING)], unique=True,
-                       name="source_ref_unique"),
+            IndexModel(
+                [("source", ASCENDING), ("source_ref", ASCENDING)],
+                unique=True,
+                name="source_ref_unique",
+            ),
             # The orphan sweep asks "does any document own this blob?".
             IndexModel([("blob.key", ASCENDING)], name="blob_key"),
         ]

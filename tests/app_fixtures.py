@@ -28,7 +28,7 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
 
-TEST_JWT_SECRET = "test-only-hs256-secret-0123456789abcdef"  # noqa: S105  (test fixture value)
+TEST_JWT_SECRET = "test-only-hs256-secret-0123456789abcdef"
 
 # Settings every test process (and subprocess) shares on top of the stack's connection vars.
 TEST_ENV = {
@@ -141,8 +141,13 @@ async def paperless_account(services: Services) -> str:
     return account_id
 
 
-def cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
-        input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run `mailbox-service ARGS` as a real subprocess, as an operator would."""
     result = subprocess.run(
         [sys.executable, "-m", "mailbox_service", *args],

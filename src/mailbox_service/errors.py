@@ -15,7 +15,9 @@ class MailboxError(Exception):
     status_code: int = 500
     exit_code: int = 1
 
-    def __init__(self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.field = field

@@ -30,9 +30,9 @@ class MongoSettings(msgspec.Struct, frozen=True):
 class S3Settings(msgspec.Struct, frozen=True):
     endpoint: str = "127.0.0.1:9000"
     """host:port of the S3 server (MinIO)."""
-    access_key: str = "minioadmin"
+    access_key: str = ""
     """Access key id."""
-    secret_key: str = "minioadmin"
+    secret_key: str = ""
     """Secret key; never logged."""
     bucket: str = "documents"
     """Bucket that holds document files."""
@@ -137,7 +137,9 @@ def _read_group(cls: type[_Group], prefix: str, env: Mapping[str, str]) -> _Grou
         message = str(exc)
         field = message.rsplit("$.", 1)[-1].rstrip("`") if "$." in message else ""
         var = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
-        raise ConfigurationError(f"{var}: {message.split(' - at')[0]} (got {env.get(var)!r})") from None
+        raise ConfigurationError(
+            f"{var}: {message.split(' - at')[0]} (got {env.get(var)!r})"
+        ) from None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -151,9 +153,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             groups[name] = _read_group(cls, f"{PREFIX}{name.upper()}_", env)
     plain = msgspec.defstruct(
         "TopLevel",
-        [(n, Settings.__annotations__[n], getattr(Settings(), n)) for n in ("portal_url", "demo_portal", "log_format")],
+        [
+            (n, Settings.__annotations__[n], getattr(Settings(), n))
+            for n in ("portal_url", "demo_portal", "log_format")
+        ],
     )
     top = msgspec.structs.asdict(_read_group(plain, PREFIX, env))
     if top["log_format"] not in {"auto", "json", "console"}:
-        raise ConfigurationError(f"MAILBOX_LOG_FORMAT: expected auto, json or console (got {top['log_format']!r})")
+        raise ConfigurationError(
+            f"MAILBOX_LOG_FORMAT: expected auto, json or console (got {top['log_format']!r})"
+        )
     return Settings(**groups, **top)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from app_fixtures import cli, sample_pdf, start_live_server, stop_process, unique
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "insurance-policy-doctype"
@@ -60,16 +61,23 @@ async def test_plugin_documents_go_through_the_one_pipeline(
                 "type": "insurance_policy",
                 "source_ref": unique("pol"),
                 "account_id": unique("acct"),
-                "attributes": {"policy_number": "HP-0012345", "product": "home",
-                               "valid_from": "2027-01-01", "annual_premium": "312.00"},
+                "attributes": {
+                    "policy_number": "HP-0012345",
+                    "product": "home",
+                    "valid_from": "2027-01-01",
+                    "annual_premium": "312.00",
+                },
             }
             files = {"metadata": (None, json.dumps(meta)), "file": ("p.pdf", sample_pdf())}
             created = await http.post("/v1/documents", files=files, headers=auth)
             assert created.status_code == 201, created.text
             stored = await services.documents.get(created.json()["id"])
             assert stored["title"] == "Home policy HP-0012345"
-            assert stored["summary"] == {"policy_number": "HP-0012345", "product": "home",
-                                         "valid_from": "2027-01-01"}
+            assert stored["summary"] == {
+                "policy_number": "HP-0012345",
+                "product": "home",
+                "valid_from": "2027-01-01",
+            }
 
             meta["attributes"]["policy_number"] = "12345"
             meta["source_ref"] = unique("pol")

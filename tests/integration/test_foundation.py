@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from click import Group
 from click.testing import CliRunner
-from app_fixtures import cli, invoice_metadata, post_document, unique
 
+from app_fixtures import cli, invoice_metadata, post_document, unique
 from mailbox_service.cli import main
 from mailbox_service.server.services import Services
 from mailbox_service.storage.api_keys import ApiKeyStore
@@ -24,8 +24,9 @@ async def test_live_and_ready_list_each_dependency(client: Any) -> None:
     assert all(check["status"] == "up" for check in checks.values())
 
 
-@pytest.mark.parametrize(("server", "dependency"),
-                         [("redis", "redis"), ("minio", "minio"), ("ferretdb", "mongodb")])
+@pytest.mark.parametrize(
+    ("server", "dependency"), [("redis", "redis"), ("minio", "minio"), ("ferretdb", "mongodb")]
+)
 async def test_ready_is_503_naming_the_stopped_server(
     client: Any, stack: Any, server: str, dependency: str
 ) -> None:
@@ -81,11 +82,13 @@ def test_migrate_twice_applies_nothing_the_second_time(services: Services) -> No
 async def test_key_lifecycle_through_the_cli(client: Any, paperless_account: str) -> None:
     created = cli("keys", "create", "--source", "erp-north")
     secret = created.stdout.strip()
-    assert secret.startswith("mbx_") and "\n" not in secret
+    assert secret.startswith("mbx_")
+    assert "\n" not in secret
     key_id = secret.split("_")[1]
 
     listed = cli("keys", "list").stdout
-    assert key_id in listed and "erp-north" in listed
+    assert key_id in listed
+    assert "erp-north" in listed
     assert secret not in listed
 
     ok = await post_document(client, secret, invoice_metadata(paperless_account))
@@ -108,7 +111,9 @@ def test_bad_source_name_is_a_usage_error() -> None:
 
 async def test_accounts_set_records_consent_history(services: Services) -> None:
     account_id = unique("acct")
-    cli("accounts", "set", account_id, "--paperless", "--email", "ann@example.org", "--locale", "de")
+    cli(
+        "accounts", "set", account_id, "--paperless", "--email", "ann@example.org", "--locale", "de"
+    )
     cli("accounts", "set", account_id, "--no-paperless")
     account = await services.accounts.get(account_id)
     assert account is not None

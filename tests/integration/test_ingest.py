@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from app_fixtures import invoice_metadata, post_document, sample_pdf, unique
-
 from mailbox_service.server.services import Services
 
 
@@ -87,9 +86,7 @@ async def test_identical_replay_answers_200_with_the_same_id(
     assert first.status_code == 201
     assert second.status_code == 200
     assert second.json()["id"] == first.json()["id"]
-    count = await services.collections.documents.count_documents(
-        {"source_ref": meta["source_ref"]}
-    )
+    count = await services.collections.documents.count_documents({"source_ref": meta["source_ref"]})
     assert count == 1
 
 
@@ -119,9 +116,10 @@ async def test_racing_identical_requests_store_one_document(
     assert statuses.count(201) == 1, statuses
     assert set(statuses) <= {200, 201}
     assert len({r.json()["id"] for r in responses}) == 1
-    assert await services.collections.documents.count_documents(
-        {"source_ref": meta["source_ref"]}
-    ) == 1
+    assert (
+        await services.collections.documents.count_documents({"source_ref": meta["source_ref"]})
+        == 1
+    )
     # The losers removed their blobs again.
     assert await _blob_count(services) == blobs_before + 1
 
@@ -164,5 +162,7 @@ async def test_document_types_lists_schemas(client: Any, ingest_key: str) -> Non
 
 async def _blob_count(services: Services) -> int:
     return await asyncio.to_thread(
-        lambda: sum(1 for _ in services.blobs.client.list_objects(services.blobs.bucket, recursive=True))
+        lambda: sum(
+            1 for _ in services.blobs.client.list_objects(services.blobs.bucket, recursive=True)
+        )
     )

@@ -7,8 +7,8 @@ import io
 from typing import Any
 
 import pytest
-from app_fixtures import cli, invoice_metadata, post_document, sample_pdf
 
+from app_fixtures import cli, invoice_metadata, post_document, sample_pdf
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.service import IngestService
 from mailbox_service.ingestion.upload import receive_path

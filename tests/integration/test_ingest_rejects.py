@@ -9,9 +9,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from app_fixtures import invoice_metadata, post_document, sample_pdf, unique
 from litestar.testing import AsyncTestClient
 
+from app_fixtures import invoice_metadata, post_document, sample_pdf, unique
 from mailbox_service.asgi import create_app
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
@@ -20,7 +20,9 @@ from mailbox_service.settings import Settings
 async def _state(services: Services, source_ref: str) -> tuple[int, int]:
     docs = await services.collections.documents.count_documents({"source_ref": source_ref})
     blobs = await asyncio.to_thread(
-        lambda: sum(1 for _ in services.blobs.client.list_objects(services.blobs.bucket, recursive=True))
+        lambda: sum(
+            1 for _ in services.blobs.client.list_objects(services.blobs.bucket, recursive=True)
+        )
     )
     return docs, blobs
 
@@ -87,8 +89,9 @@ async def test_broken_json_is_400(
 
 async def test_not_multipart_is_400(client: Any, ingest_key: str) -> None:
     response = await client.post(
-        "/v1/documents", content=b"{}", headers={
-            "Authorization": f"Bearer {ingest_key}", "Content-Type": "application/json"}
+        "/v1/documents",
+        content=b"{}",
+        headers={"Authorization": f"Bearer {ingest_key}", "Content-Type": "application/json"},
     )
     assert response.status_code == 400
     assert _error(response)["field"] == "Content-Type"
@@ -96,13 +99,17 @@ async def test_not_multipart_is_400(client: Any, ingest_key: str) -> None:
 
 async def test_truncated_multipart_is_400(client: Any, ingest_key: str) -> None:
     body = (
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{}\r\n"
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.4 cut"
+        b'--XyZ\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{}\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n'
+        b"%PDF-1.4 cut"
     )
     response = await client.post(
-        "/v1/documents", content=body, headers={
+        "/v1/documents",
+        content=body,
+        headers={
             "Authorization": f"Bearer {ingest_key}",
-            "Content-Type": "multipart/form-data; boundary=XyZ"},
+            "Content-Type": "multipart/form-data; boundary=XyZ",
+        },
     )
     assert response.status_code == 400
     assert _error(response)["field"] == "file"
@@ -122,20 +129,67 @@ async def test_missing_file_part_is_400(client: Any, ingest_key: str) -> None:
     ("change", "field"),
     [
         ({"type": "postcard"}, "type"),
-        ({"attributes": {"invoice_number": "1", "total_amount": "1.00", "currency": "EUR"}},
-         "attributes.due_date"),
-        ({"attributes": {"invoice_number": "1", "total_amount": "1,00", "currency": "EUR",
-                         "due_date": "2026-01-01"}}, "attributes.total_amount"),
-        ({"attributes": {"invoice_number": "1", "total_amount": "1.00", "currency": "euro",
-                         "due_date": "2026-01-01"}}, "attributes.currency"),
-        ({"attributes": {"invoice_number": "1", "total_amount": "1.00", "currency": "EUR",
-                         "due_date": "2026-02-30"}}, "attributes.due_date"),
-        ({"attributes": {"invoice_number": "1", "total_amount": "1.00", "currency": "EUR",
-                         "due_date": "2026-01-01", "billing_period": {"start": "2026-02-01",
-                                                                      "end": "2026-01-01"}}},
-         "attributes.billing_period"),
-        ({"attributes": {"invoice_number": "1", "total_amount": "1.00", "currency": "EUR",
-                         "due_date": "2026-01-01", "surprise": 1}}, "attributes"),
+        (
+            {"attributes": {"invoice_number": "1", "total_amount": "1.00", "currency": "EUR"}},
+            "attributes.due_date",
+        ),
+        (
+            {
+                "attributes": {
+                    "invoice_number": "1",
+                    "total_amount": "1,00",
+                    "currency": "EUR",
+                    "due_date": "2026-01-01",
+                }
+            },
+            "attributes.total_amount",
+        ),
+        (
+            {
+                "attributes": {
+                    "invoice_number": "1",
+                    "total_amount": "1.00",
+                    "currency": "euro",
+                    "due_date": "2026-01-01",
+                }
+            },
+            "attributes.currency",
+        ),
+        (
+            {
+                "attributes": {
+                    "invoice_number": "1",
+                    "total_amount": "1.00",
+                    "currency": "EUR",
+                    "due_date": "2026-02-30",
+                }
+            },
+            "attributes.due_date",
+        ),
+        (
+            {
+                "attributes": {
+                    "invoice_number": "1",
+                    "total_amount": "1.00",
+                    "currency": "EUR",
+                    "due_date": "2026-01-01",
+                    "billing_period": {"start": "2026-02-01", "end": "2026-01-01"},
+                }
+            },
+            "attributes.billing_period",
+        ),
+        (
+            {
+                "attributes": {
+                    "invoice_number": "1",
+                    "total_amount": "1.00",
+                    "currency": "EUR",
+                    "due_date": "2026-01-01",
+                    "surprise": 1,
+                }
+            },
+            "attributes",
+        ),
         ({"account_id": ""}, "account_id"),
         ({"issued_at": "2026-01-01T00:00:00"}, "issued_at"),
         ({"recipient": {"email": "eve@example.org\r\nBcc: all@example.org"}}, "recipient.email"),
@@ -144,7 +198,10 @@ async def test_missing_file_part_is_400(client: Any, ingest_key: str) -> None:
     ],
 )
 async def test_invalid_metadata_is_422_naming_the_field(
-    client: Any, ingest_key: str, change: dict[str, Any], field: str,
+    client: Any,
+    ingest_key: str,
+    change: dict[str, Any],
+    field: str,
     nothing_left: dict[str, Any],
 ) -> None:
     meta = invoice_metadata("A1", source_ref=nothing_left["source_ref"])
@@ -167,7 +224,9 @@ async def test_executable_named_pdf_is_415(
     client: Any, ingest_key: str, nothing_left: dict[str, Any]
 ) -> None:
     meta = invoice_metadata("A1", source_ref=nothing_left["source_ref"])
-    response = await post_document(client, ingest_key, meta, b"MZ\x90\x00" + b"\x00" * 500, "invoice.pdf")
+    response = await post_document(
+        client, ingest_key, meta, b"MZ\x90\x00" + b"\x00" * 500, "invoice.pdf"
+    )
     assert response.status_code == 415
     assert "application/x-msdownload" in _error(response)["message"]
 
@@ -193,7 +252,9 @@ async def test_file_over_the_limit_is_413(
     small_limit_client: Any, ingest_key: str, nothing_left: dict[str, Any]
 ) -> None:
     meta = invoice_metadata("A1", source_ref=nothing_left["source_ref"])
-    response = await post_document(small_limit_client, ingest_key, meta, sample_pdf(padding=200_000))
+    response = await post_document(
+        small_limit_client, ingest_key, meta, sample_pdf(padding=200_000)
+    )
     assert response.status_code == 413
     assert _error(response)["field"] == "file"
 
@@ -238,15 +299,17 @@ async def test_control_characters_in_a_raw_file_name_are_replaced(
     # httpx would percent-encode these; a sender's hand-made body may not.
     meta = json.dumps(invoice_metadata("A1")).encode()
     body = (
-        b"--B0\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n" + meta + b"\r\n"
-        b"--B0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in\x01voice\x1b.pdf\"\r\n"
+        b'--B0\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n' + meta + b"\r\n"
+        b'--B0\r\nContent-Disposition: form-data; name="file"; filename="in\x01voice\x1b.pdf"\r\n'
         b"Content-Type: application/pdf\r\n\r\n" + sample_pdf() + b"\r\n--B0--\r\n"
     )
     response = await client.post(
         "/v1/documents",
         content=body,
-        headers={"Authorization": f"Bearer {ingest_key}",
-                 "Content-Type": "multipart/form-data; boundary=B0"},
+        headers={
+            "Authorization": f"Bearer {ingest_key}",
+            "Content-Type": "multipart/form-data; boundary=B0",
+        },
     )
     assert response.status_code == 201, response.text
     doc = await services.documents.get(response.json()["id"])

@@ -13,7 +13,10 @@ from mailbox_service.errors import ConfigurationError
 
 def test_builtins_are_registered_in_name_order() -> None:
     assert load_registry(include_entry_points=False).names() == [
-        "contract_letter", "invoice", "shipment_document"]
+        "contract_letter",
+        "invoice",
+        "shipment_document",
+    ]
 
 
 def test_duplicate_and_malformed_names_fail_fast() -> None:
@@ -39,13 +42,29 @@ def test_duplicate_and_malformed_names_fail_fast() -> None:
 @pytest.mark.parametrize(
     ("name", "attributes", "title", "summary_key"),
     [
-        ("invoice", {"invoice_number": "INV-1", "total_amount": "84.20", "currency": "EUR",
-                     "due_date": "2026-12-15"}, "Invoice INV-1", "due_date"),
-        ("contract_letter", {"contract_number": "C-9", "letter_kind": "price_change"},
-         "Price change – contract C-9", "letter_kind"),
-        ("shipment_document", {"shipment_number": "S-1", "document_kind": "delivery_note",
-                               "order_reference": "O-7"}, "Delivery note – shipment S-1",
-         "order_reference"),
+        (
+            "invoice",
+            {
+                "invoice_number": "INV-1",
+                "total_amount": "84.20",
+                "currency": "EUR",
+                "due_date": "2026-12-15",
+            },
+            "Invoice INV-1",
+            "due_date",
+        ),
+        (
+            "contract_letter",
+            {"contract_number": "C-9", "letter_kind": "price_change"},
+            "Price change – contract C-9",
+            "letter_kind",
+        ),
+        (
+            "shipment_document",
+            {"shipment_number": "S-1", "document_kind": "delivery_note", "order_reference": "O-7"},
+            "Delivery note – shipment S-1",
+            "order_reference",
+        ),
     ],
 )
 def test_builtin_types_shape_titles_summaries_and_email_context(
@@ -61,7 +80,8 @@ def test_builtin_types_shape_titles_summaries_and_email_context(
     assert context["summary"] == summary
     assert doctype.json_schema()["$ref"].endswith(doctype.attributes.__name__)
     assert doctype.retain_until(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)) > dt.datetime(
-        2022, 1, 1, tzinfo=dt.UTC)
+        2022, 1, 1, tzinfo=dt.UTC
+    )
 
 
 def test_letter_kind_is_a_closed_list() -> None:

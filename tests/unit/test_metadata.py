@@ -14,8 +14,12 @@ from mailbox_service.storage.accounts import Account
 
 
 def _meta(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"type": "invoice", "source_ref": "r1", "account_id": "A1",
-                            "attributes": {}}
+    base: dict[str, Any] = {
+        "type": "invoice",
+        "source_ref": "r1",
+        "account_id": "A1",
+        "attributes": {},
+    }
     return base | changes
 
 
@@ -27,8 +31,12 @@ def test_not_a_json_object_is_bad_request(raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("changes", "field"),
-    [({"source_ref": "has space"}, "source_ref"), ({"notify": "yes"}, "notify"),
-     ({"recipient": {"locale": "german"}}, "recipient.locale"), ({"extra": 1}, "metadata")],
+    [
+        ({"source_ref": "has space"}, "source_ref"),
+        ({"notify": "yes"}, "notify"),
+        ({"recipient": {"locale": "german"}}, "recipient.locale"),
+        ({"extra": 1}, "metadata"),
+    ],
 )
 def test_invalid_fields_are_named(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidMetadata) as info:
@@ -43,8 +51,12 @@ def test_unknown_type_lists_the_known_ones() -> None:
     assert "invoice" in str(info.value)
 
 
-def _decide(paperless: bool, account_email: str | None, recipient: dict[str, Any] | None,
-            doctype: str = "invoice") -> tuple[str, str | None]:
+def _decide(
+    paperless: bool,
+    account_email: str | None,
+    recipient: dict[str, Any] | None,
+    doctype: str = "invoice",
+) -> tuple[str, str | None]:
     meta: DocumentMetadata = convert_metadata(_meta(type=doctype, recipient=recipient))
     account = Account("A1", paperless=paperless, email=account_email)
     decision = decide_delivery(load_registry().get(doctype), meta, account)
@@ -53,10 +65,11 @@ def _decide(paperless: bool, account_email: str | None, recipient: dict[str, Any
 
 def test_delivery_rules() -> None:
     assert _decide(True, "a@example.org", None) == ("digital", "a@example.org")
-    assert _decide(True, "a@example.org", {"email": "b@example.org"}) == ("digital", "b@example.org")
+    assert _decide(True, "a@example.org", {"email": "b@example.org"}) == (
+        "digital",
+        "b@example.org",
+    )
     assert _decide(False, "a@example.org", None)[0] == "print"
     assert _decide(True, None, None) == ("print", None)
-    no_account = decide_delivery(
-        load_registry().get("invoice"), convert_metadata(_meta()), None
-    )
+    no_account = decide_delivery(load_registry().get("invoice"), convert_metadata(_meta()), None)
     assert (no_account.mode, no_account.reason) == ("print", "account has no paperless consent")

@@ -12,8 +12,14 @@ from mailbox_service.settings import load_settings
 
 
 def test_defaults_and_overrides() -> None:
-    settings = load_settings({"MAILBOX_SMTP_PORT": "2525", "MAILBOX_S3_SECURE": "true",
-                              "MAILBOX_DEMO_PORTAL": "1", "MAILBOX_LIMITS_MAX_UPLOAD_BYTES": "10"})
+    settings = load_settings(
+        {
+            "MAILBOX_SMTP_PORT": "2525",
+            "MAILBOX_S3_SECURE": "true",
+            "MAILBOX_DEMO_PORTAL": "1",
+            "MAILBOX_LIMITS_MAX_UPLOAD_BYTES": "10",
+        }
+    )
     assert settings.smtp.port == 2525
     assert settings.s3.secure is True
     assert settings.demo_portal is True
@@ -23,9 +29,13 @@ def test_defaults_and_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("var", "value"),
-    [("MAILBOX_SMTP_PORT", "twenty-five"), ("MAILBOX_S3_SECURE", "maybe"),
-     ("MAILBOX_DEMO_PORTAL", "perhaps"), ("MAILBOX_LOG_FORMAT", "xml"),
-     ("MAILBOX_NOTIFY_MAX_ATTEMPTS", "1.5")],
+    [
+        ("MAILBOX_SMTP_PORT", "twenty-five"),
+        ("MAILBOX_S3_SECURE", "maybe"),
+        ("MAILBOX_DEMO_PORTAL", "perhaps"),
+        ("MAILBOX_LOG_FORMAT", "xml"),
+        ("MAILBOX_NOTIFY_MAX_ATTEMPTS", "1.5"),
+    ],
 )
 def test_malformed_value_names_the_variable(var: str, value: str) -> None:
     with pytest.raises(ConfigurationError) as info:
@@ -38,7 +48,9 @@ def test_cli_reports_a_bad_setting_in_one_line_without_traceback() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mailbox_service", "migrate", "--status"],
         env={"MAILBOX_MONGO_TIMEOUT_MS": "soon", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

@@ -93,6 +93,10 @@ def test_receive_path_uses_the_same_checks(tmp_path: Path) -> None:
     path = tmp_path / "in.pdf"
     path.write_bytes(b"%PDF-1.4 hi")
     incoming = receive_path(path, max_bytes=100)
-    assert (incoming.filename, incoming.size, incoming.content_type) == ("in.pdf", 11, "application/pdf")
+    assert (incoming.filename, incoming.size, incoming.content_type) == (
+        "in.pdf",
+        11,
+        "application/pdf",
+    )
     with pytest.raises(PayloadTooLarge):
         receive_path(path, max_bytes=5)

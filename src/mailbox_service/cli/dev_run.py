@@ -25,45 +25,46 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
 
-DEV_JWT_SECRET_FILE = "jwt-secret"
+DEV_SIGNING_KEY_FILE = "jwt-signing-key"
 DEV_KEY_FILE = "ingest-key"
 
 
 def _dev_secret(stack: Stack) -> str:
     """A per-machine development secret, kept with the stack's data, never in the repo."""
-    path = stack.config.profile_dir / DEV_JWT_SECRET_FILE
+    path = stack.config.profile_dir / DEV_SIGNING_KEY_FILE
     if not path.exists():
-        path.write_text(os.urandom(32).hex())
-        path.chmod(0o600)
+        _private_file(path, os.urandom(32).hex())
     return path.read_text().strip()
 
 
-async def _prepare(stack: Stack) -> str:
-    """Migrate and return a working development ingest key (reused across runs)."""
+async def _prepare(known_key: str | None) -> str:
+    """Apply migrations and return a working development ingest key (reused across runs)."""
     settings = load_settings()
     services = Services.build(settings)
     try:
         await Migrator(
             MigrationContext(settings, services.collections, services.blobs), migrations_dir()
         ).apply_pending(lambda m: click.echo(f"migration applied: {m.id}"))
-        key_file: Path = stack.config.profile_dir / DEV_KEY_FILE
-        if key_file.exists():
-            secret = key_file.read_text().strip()
-            if await services.api_keys.authenticate(secret):
-                return secret
+        if known_key and await services.api_keys.authenticate(known_key):
+            return known_key
         _, secret = await services.api_keys.create("dev", ["ingest", "admin"])
-        key_file.write_text(secret)
-        key_file.chmod(0o600)
         return secret
     finally:
         await services.close()
+
+
+def _private_file(path: Path, value: str) -> None:
+    path.write_text(value)
+    path.chmod(0o600)
 
 
 def _wait_live(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DependencyUnavailable(f"the API exited during start-up (code {process.returncode})")
+            raise DependencyUnavailable(
+                f"the API exited during start-up (code {process.returncode})"
+            )
         try:
             if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
                 return
@@ -89,7 +90,9 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 @click.option("--keep-stack", is_flag=True, help="Leave the backing servers running on exit.")
 def run(host: str, port: int, keep_stack: bool) -> None:
     """Run API, worker and backing servers in the foreground; Ctrl-C stops everything."""
-    stack = Stack(StackConfig.for_profile("dev"), progress=lambda l: click.echo(f"… {l}", err=True))
+    stack = Stack(
+        StackConfig.for_profile("dev"), progress=lambda line: click.echo(f"… {line}", err=True)
+    )
     stack.up()
     os.environ.update(stack.env())
     os.environ.setdefault("MAILBOX_AUTH_JWT_SECRET", _dev_secret(stack))
@@ -98,10 +101,17 @@ def run(host: str, port: int, keep_stack: bool) -> None:
     os.environ.setdefault("MAILBOX_PORTAL_URL", f"{url}/portal")
     children: list[subprocess.Popen[bytes]] = []
     try:
-        key = asyncio.run(_prepare(stack))
+        key_file = stack.config.profile_dir / DEV_KEY_FILE
+        known = key_file.read_text().strip() if key_file.exists() else None
+        key = asyncio.run(_prepare(known))
+        if key != known:
+            _private_file(key_file, key)
         python = sys.executable
-        children.append(subprocess.Popen(
-            [python, "-m", "mailbox_service", "serve", "--host", host, "--port", str(port)]))
+        children.append(
+            subprocess.Popen(
+                [python, "-m", "mailbox_service", "serve", "--host", host, "--port", str(port)]
+            )
+        )
         children.append(subprocess.Popen([python, "-m", "mailbox_service", "worker"]))
         _wait_live(url, children[0])
         click.echo("")
@@ -114,7 +124,9 @@ def run(host: str, port: int, keep_stack: bool) -> None:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(c for c in children if c.poll() is not None)
-        raise DependencyUnavailable(f"{' '.join(map(str, failed.args))} exited ({failed.returncode})")
+        raise DependencyUnavailable(
+            f"{' '.join(map(str, failed.args))} exited ({failed.returncode})"
+        )
     except KeyboardInterrupt:
         click.echo("\nstopping…")
     finally:

@@ -24,10 +24,21 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--source", required=True, callback=_source_name,
-              help="Sending system's name; becomes each document's `source`.")
-@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES), default=("ingest",),
-              show_default=True, help="Repeat for several scopes.")
+@click.option(
+    "--source",
+    required=True,
+    callback=_source_name,
+    help="Sending system's name; becomes each document's `source`.",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    default=("ingest",),
+    show_default=True,
+    help="Repeat for several scopes.",
+)
 def create(source: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print it alone on stdout (it is not shown again)."""
 

@@ -16,7 +16,9 @@ def migrator_for(services: Services) -> Migrator:
 
 
 @click.command()
-@click.option("--status", "show_status", is_flag=True, help="List applied and pending; change nothing.")
+@click.option(
+    "--status", "show_status", is_flag=True, help="List applied and pending; change nothing."
+)
 def migrate(show_status: bool) -> None:
     """Apply pending database and bucket migrations, in order."""
 

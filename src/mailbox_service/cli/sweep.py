@@ -12,8 +12,13 @@ from mailbox_service.server.services import Services
 
 
 @click.command()
-@click.option("--grace", default=3600, show_default=True, type=click.IntRange(min=0),
-              help="Seconds a blob must be old before it may count as orphaned.")
+@click.option(
+    "--grace",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds a blob must be old before it may count as orphaned.",
+)
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def sweep(grace: int, dry_run: bool) -> None:
     """Remove blobs that no document owns (older than --grace seconds)."""

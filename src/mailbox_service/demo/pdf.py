@@ -29,13 +29,17 @@ def _page_stream(lines: Sequence[str], title: str | None) -> bytes:
 def render_pdf(lines: Sequence[str], *, title: str | None = None, padding: int = 0) -> bytes:
     """Return the bytes of a PDF showing `lines`; `padding` adds that many bytes of a comment
     stream so benchmarks can produce files of a chosen size."""
-    pages = [list(lines[i : i + _LINES_PER_PAGE]) for i in range(0, max(len(lines), 1), _LINES_PER_PAGE)]
+    pages = [
+        list(lines[i : i + _LINES_PER_PAGE]) for i in range(0, max(len(lines), 1), _LINES_PER_PAGE)
+    ]
     objects: list[bytes] = []
     # 1 catalog, 2 pages, 3 font, then per page: page object + content stream.
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    objects.append(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+    )
     for index, page_lines in enumerate(pages):
         content = _page_stream(page_lines, title if index == 0 else None)
         objects.append(
@@ -57,5 +61,8 @@ def render_pdf(lines: Sequence[str], *, title: str | None = None, padding: int =
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     for offset in offsets:
         out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)

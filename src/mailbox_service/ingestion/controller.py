@@ -18,8 +18,6 @@ from mailbox_service.server.deps import ApiKeyDep, ServicesDep
 ENVELOPE_ALLOWANCE = 1024 * 1024
 
 
-
-
 class IngestionController(Controller):
     path = "/v1"
     tags = ["ingestion"]

@@ -28,8 +28,12 @@ AccountId = Annotated[
 ]
 SourceRef = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
-                 description="The sender's own unique reference (printable ASCII, no spaces)"),
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The sender's own unique reference (printable ASCII, no spaces)",
+    ),
 ]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")]
 

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
 import msgspec
+from pymongo.errors import BulkWriteError
 
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
-from mailbox_service.errors import Conflict, InvalidMetadata, UnsupportedContent
+from mailbox_service.errors import (
+    Conflict,
+    DependencyUnavailable,
+    InvalidMetadata,
+    MailboxError,
+    UnsupportedContent,
+)
 from mailbox_service.ingestion.delivery import DeliveryDecision, decide_delivery
 from mailbox_service.ingestion.schemas import DocumentMetadata, IngestResponse, error_field
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import Channel
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.storage.accounts import AccountStore
+from mailbox_service.storage.accounts import Account, AccountStore
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.documents import (
     DocumentStore,
@@ -97,6 +105,11 @@ def response_for(doc: Doc) -> IngestResponse:
         delivery=doc["delivery"]["mode"],
         reason=doc["delivery"].get("reason"),
     )
+
+
+def _unavailable(exc: BaseException) -> DependencyUnavailable:
+    """A backing service failed for one item of a batch (the caller may retry it)."""
+    return DependencyUnavailable(f"{type(exc).__name__}: {exc}")
 
 
 def _notification_plan(
@@ -176,13 +189,56 @@ class IngestService:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(
-                    self.blobs.put, key, file.data, file.size, file.content_type,
+                    self.blobs.put,
+                    key,
+                    file.data,
+                    file.size,
+                    file.content_type,
                     {"document-id": document_id},
                 )
                 account = await self.accounts.get(metadata.account_id)
         except BaseException:
             await self._remove_blob(key)
             raise
+        document = self._document(
+            metadata,
+            checked,
+            file,
+            document_id,
+            source=source,
+            origin=origin,
+            notify=should_notify,
+            account=account,
+        )
+
+        try:
+            await self.documents.insert(document)
+        except DuplicateSourceRef:
+            # Lost a race with an identical request: keep theirs, drop our blob.
+            await self._remove_blob(key)
+            winner = await self.documents.by_source_ref(source, metadata.source_ref)
+            assert winner is not None
+            return self._replay(winner, checked.fingerprint)
+        except BaseException:
+            await self._remove_blob(key)
+            raise
+
+        return await self._announce(document)
+
+    def _document(
+        self,
+        metadata: DocumentMetadata,
+        checked: Checked,
+        file: IncomingFile,
+        document_id: str,
+        *,
+        source: str,
+        origin: Origin,
+        notify: bool,
+        account: Account | None,
+    ) -> Doc:
+        """The stored form of a new document; `accept` and `accept_many` share it."""
+        key = blob_key(document_id)
         delivery = decide_delivery(checked.doctype, metadata, account)
         now = utcnow()
         issued_at = metadata.issued_at or now
@@ -216,36 +272,246 @@ class IngestService:
             "read_at": None,
             "archived_at": None,
             "first_downloaded_at": None,
-            "notifications": _notification_plan(delivery, origin, should_notify, now),
+            "notifications": _notification_plan(delivery, origin, notify, now),
             "retain_until": checked.doctype.retain_until(issued_at.astimezone(dt.UTC)),
         }
+        return document
 
-        try:
-            await self.documents.insert(document)
-        except DuplicateSourceRef:
-            # Lost a race with an identical request: keep theirs, drop our blob.
-            await self._remove_blob(key)
-            winner = await self.documents.by_source_ref(source, metadata.source_ref)
-            assert winner is not None
-            return self._replay(winner, checked.fingerprint)
-        except BaseException:
-            await self._remove_blob(key)
-            raise
-
+    async def _announce(self, document: Doc) -> IngestOutcome:
+        """After the insert: queue the pending notifications, log, answer `created`."""
         pending: list[Channel] = [
             ch for ch, state in document["notifications"].items() if state["status"] == "pending"
         ]
-        await self.queue.enqueue(document_id, pending)
+        await self.queue.enqueue(document["_id"], pending)
         log.info(
             "document.ingested",
-            document_id=document_id,
-            type=metadata.type,
-            source=source,
-            origin=origin,
-            size=file.size,
-            delivery=delivery.mode,
+            document_id=document["_id"],
+            type=document["type"],
+            source=document["source"],
+            origin=document["origin"],
+            size=document["blob"]["size"],
+            delivery=document["delivery"]["mode"],
         )
         return IngestOutcome(True, response_for(document), document)
+
+    async def accept_many(
+        self,
+        items: Sequence[tuple[DocumentMetadata, IncomingFile]],
+        *,
+        source: str,
+        origin: Origin = "backfill",
+        notify: bool | None = None,
+        look_up_first: bool = False,
+        uploads: anyio.CapacityLimiter | None = None,
+    ) -> list[IngestOutcome | MailboxError]:
+        """`accept` for a batch, for bulk doors (the backfill); same rules per document.
+
+        Each item gets `check`, its blob before its metadata, and the unique (source,
+        source_ref) decides replay (created=False) or Conflict, exactly as in `accept`. Only
+        the I/O around that is batched: one lookup of the references (with `look_up_first`),
+        one account read, the uploads in parallel (at most `uploads` at once), one
+        insert_many. A reference that appears twice in the batch goes through `accept` after
+        the batch, so it meets the first one as a replay.
+
+        Returns one entry per item, in order: its outcome or the MailboxError it raised (a
+        backing service failing for an item is DependencyUnavailable). Raises only while
+        nothing has been written yet (the reference lookup or the account read failed).
+        """
+        results: list[IngestOutcome | MailboxError | None] = [None] * len(items)
+        checked: dict[int, Checked] = {}
+        first_of_ref: dict[str, int] = {}
+        repeated: list[int] = []
+        for index, (metadata, file) in enumerate(items):
+            try:
+                checked[index] = self.check(metadata, file)
+            except MailboxError as exc:
+                results[index] = exc
+                continue
+            if metadata.source_ref in first_of_ref:
+                repeated.append(index)
+            else:
+                first_of_ref[metadata.source_ref] = index
+
+        fresh = list(first_of_ref.values())
+        if look_up_first and fresh:
+            stored = await self._by_source_refs(source, [items[i][0].source_ref for i in fresh])
+            for index in fresh:
+                if (existing := stored.get(items[index][0].source_ref)) is not None:
+                    results[index] = self._replay_or_error(existing, checked[index].fingerprint)
+            fresh = [i for i in fresh if results[i] is None]
+
+        if fresh:
+            await self._store_batch(
+                items,
+                checked,
+                fresh,
+                results,
+                source=source,
+                origin=origin,
+                notify=notify,
+                uploads=uploads or anyio.CapacityLimiter(8),
+            )
+        for index in repeated:
+            metadata, file = items[index]
+            try:
+                results[index] = await self.accept(
+                    metadata,
+                    file,
+                    source=source,
+                    origin=origin,
+                    notify=notify,
+                    look_up_first=True,
+                )
+            except MailboxError as exc:
+                results[index] = exc
+            except Exception as exc:
+                results[index] = _unavailable(exc)
+        assert all(result is not None for result in results)
+        return [result for result in results if result is not None]
+
+    async def _store_batch(
+        self,
+        items: Sequence[tuple[DocumentMetadata, IncomingFile]],
+        checked: dict[int, Checked],
+        fresh: list[int],
+        results: list[IngestOutcome | MailboxError | None],
+        *,
+        source: str,
+        origin: Origin,
+        notify: bool | None,
+        uploads: anyio.CapacityLimiter,
+    ) -> None:
+        """Blobs first (in parallel), then one insert_many; settle every item in `results`."""
+        ids = {index: new_document_id() for index in fresh}
+        uploaded: list[int] = []
+
+        async def upload(index: int) -> None:
+            file = items[index][1]
+            async with uploads:
+                try:
+                    await self.blobs.put(
+                        blob_key(ids[index]),
+                        file.data,
+                        file.size,
+                        file.content_type,
+                        {"document-id": ids[index]},
+                    )
+                except Exception as exc:
+                    results[index] = _unavailable(exc)
+                    return
+            uploaded.append(index)
+
+        accounts: dict[str, Account] = {}
+        try:
+            async with anyio.create_task_group() as tg:
+                for index in fresh:
+                    tg.start_soon(upload, index)
+                # Independent of the uploads, as in `accept`: overlap them.
+                accounts = await self.accounts.get_many(
+                    sorted({items[i][0].account_id for i in fresh})
+                )
+        except BaseException:
+            await self._remove_blobs([blob_key(ids[i]) for i in uploaded])
+            raise
+
+        documents: dict[int, Doc] = {}
+        for index in sorted(uploaded):
+            metadata, file = items[index]
+            documents[index] = self._document(
+                metadata,
+                checked[index],
+                file,
+                ids[index],
+                source=source,
+                origin=origin,
+                notify=metadata.notify if notify is None else notify,
+                account=accounts.get(metadata.account_id),
+            )
+        if not documents:
+            return
+        order = list(documents)
+        refused: dict[int, dict[str, Any]] = {}
+        try:
+            await self.documents.collection.insert_many(
+                [documents[i] for i in order], ordered=False
+            )
+        except BulkWriteError as exc:
+            refused = {order[e["index"]]: e for e in exc.details.get("writeErrors", [])}
+        except BaseException as exc:
+            # The server may have stored some before failing: keep the blobs of those.
+            stored = await self._settle_unknown(documents)
+            if not isinstance(exc, Exception):
+                raise
+            for index in order:
+                if index not in stored:
+                    results[index] = _unavailable(exc)
+            refused = {i: {} for i in order if i not in stored}
+            order = [i for i in order if i in stored]
+
+        await self._remove_blobs([documents[i]["blob"]["key"] for i in refused if refused[i]])
+        duplicates = [i for i, error in refused.items() if error.get("code") == 11000]
+        for index, error in refused.items():
+            if error and error.get("code") != 11000:
+                results[index] = DependencyUnavailable(
+                    f"mongodb: insert failed: {error.get('errmsg', error)}"
+                )
+        if duplicates:
+            # Lost to a stored document with the same reference: replay or conflict.
+            try:
+                winners = await self._by_source_refs(
+                    source, [items[i][0].source_ref for i in duplicates]
+                )
+            except Exception as exc:
+                winners = {}
+                for index in duplicates:
+                    results[index] = _unavailable(exc)
+            for index in duplicates:
+                if (winner := winners.get(items[index][0].source_ref)) is not None:
+                    results[index] = self._replay_or_error(winner, checked[index].fingerprint)
+                elif results[index] is None:
+                    results[index] = DependencyUnavailable(
+                        "mongodb: duplicate reference but no stored document found; try again"
+                    )
+        for index in order:
+            if index not in refused:
+                results[index] = await self._announce(documents[index])
+
+    async def _by_source_refs(self, source: str, refs: list[str]) -> dict[str, Doc]:
+        cursor = self.documents.collection.find({"source": source, "source_ref": {"$in": refs}})
+        return {doc["source_ref"]: doc async for doc in cursor}
+
+    async def _settle_unknown(self, documents: dict[int, Doc]) -> set[int]:
+        """After an insert_many that failed midway: which items are stored. Blobs of the
+        others are removed; if even that cannot be told, every blob stays for the sweep."""
+        with anyio.CancelScope(shield=True):
+            try:
+                found = {
+                    doc["_id"]
+                    async for doc in self.documents.collection.find(
+                        {"_id": {"$in": [d["_id"] for d in documents.values()]}}, {"_id": 1}
+                    )
+                }
+            except Exception as exc:
+                log.warning("batch.settle_failed", error=f"{type(exc).__name__}: {exc}")
+                return set()
+            await self._remove_blobs(
+                [d["blob"]["key"] for d in documents.values() if d["_id"] not in found]
+            )
+        return {i for i, d in documents.items() if d["_id"] in found}
+
+    def _replay_or_error(self, existing: Doc, fingerprint: str) -> IngestOutcome | MailboxError:
+        try:
+            return self._replay(existing, fingerprint)
+        except Conflict as exc:
+            return exc
+
+    async def _remove_blobs(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for key in keys:
+                    tg.start_soon(self._remove_blob, key)
 
     def _replay(self, existing: Doc, fingerprint: str) -> IngestOutcome:
         if existing.get("fingerprint") != fingerprint:

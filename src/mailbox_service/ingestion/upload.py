@@ -121,7 +121,9 @@ class FileReceiver:
         self.spool.close()
 
 
-async def receive(chunks: AsyncIterable[bytes], filename: str | None, max_bytes: int) -> IncomingFile:
+async def receive(
+    chunks: AsyncIterable[bytes], filename: str | None, max_bytes: int
+) -> IncomingFile:
     receiver = FileReceiver(filename, max_bytes)
     try:
         async for chunk in chunks:

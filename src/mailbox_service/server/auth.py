@@ -20,7 +20,9 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
     return token.strip()
 
 
-async def _key_with_scope(request: Request[Any, Any, Any], services: Services, scope: str) -> ApiKey:
+async def _key_with_scope(
+    request: Request[Any, Any, Any], services: Services, scope: str
+) -> ApiKey:
     key = await services.api_keys.authenticate(bearer_token(request))
     if key is None:
         raise Unauthenticated("unknown or revoked API key")

@@ -14,10 +14,10 @@ from mailbox_service.server.deps import ServicesDep
 Check = Callable[[], Awaitable[Any]]
 
 
-async def _timed(check: Check, timeout: float) -> dict[str, Any]:
+async def _timed(check: Check, limit_s: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(limit_s):
             await check()
     except Exception as exc:
         detail = str(exc) or type(exc).__name__
@@ -45,7 +45,7 @@ class HealthController(Controller):
         results: dict[str, dict[str, Any]] = {}
 
         async def run(name: str, check: Check) -> None:
-            results[name] = await _timed(check, timeout=3.0)
+            results[name] = await _timed(check, limit_s=3.0)
 
         async with anyio.create_task_group() as tg:
             for name, check in checks.items():

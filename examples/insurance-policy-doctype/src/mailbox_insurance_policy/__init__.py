@@ -44,9 +44,17 @@ class InsurancePolicy(DocumentType):
     def email_context(self, document: DocumentView) -> dict[str, Any]:
         attrs = self.validate(dict(document.attributes))
         assert isinstance(attrs, PolicyAttributes)
-        return {"summary": self.summary(attrs), "policy_number": attrs.policy_number,
-                "product": attrs.product, "valid_from": attrs.valid_from}
+        return {
+            "summary": self.summary(attrs),
+            "policy_number": attrs.policy_number,
+            "product": attrs.product,
+            "valid_from": attrs.valid_from,
+        }
 
     def sample_attributes(self) -> dict[str, Any]:
-        return {"policy_number": "HP-0012345", "product": "home", "valid_from": "2027-01-01",
-                "annual_premium": "312.00"}
+        return {
+            "policy_number": "HP-0012345",
+            "product": "home",
+            "valid_from": "2027-01-01",
+            "annual_premium": "312.00",
+        }
