@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help setup run test test-fast lint format bench stack-up stack-down clean
+.PHONY: help setup portal run test test-fast lint format bench stack-up stack-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -24,10 +24,14 @@ $(TOOLS)/bin/uv:
 
 setup: .venv/.synced ## install Python dependencies (locked) into .venv
 
-run: setup ## the whole service on a local stack: API :8000, worker, SMTP capture (Ctrl-C stops)
+portal: ## fetch the portal's browser dependencies (Socket.IO client) from the npm registry
+	scripts/build-portal.sh
+
+run: setup portal ## the whole service on a local stack: API :8000, worker, SMTP capture (Ctrl-C stops)
 	$(UV) run mailbox-service dev run
 
-test: setup ## the whole test suite against a private stack, with coverage of src/
+test: setup portal ## the whole test suite against a private stack, with coverage of src/
+	scripts/ensure-chromium.sh
 	@# First run on a machine: installs and Go builds take minutes; do them before any test
 	@# timer starts. The session reuses this stack and stops it at the end.
 	$(UV) run mailbox-service dev stack-up --profile $${MAILBOX_TEST_STACK_PROFILE:-test}

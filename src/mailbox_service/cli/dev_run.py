@@ -20,6 +20,7 @@ import httpx
 
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.errors import DependencyUnavailable
+from mailbox_service.demo.seed import seed_demo
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
@@ -45,6 +46,11 @@ async def _prepare(known_key: str | None) -> str:
         await Migrator(
             MigrationContext(settings, services.collections, services.blobs), migrations_dir()
         ).apply_pending(lambda m: click.echo(f"migration applied: {m.id}"))
+        seeded = await seed_demo(services)
+        click.echo(
+            f"demo mailbox: {seeded.documents} documents ({seeded.created} new) for "
+            + ", ".join(user.sub for user in seeded.users)
+        )
         if known_key and await services.api_keys.authenticate(known_key):
             return known_key
         _, secret = await services.api_keys.create("dev", ["ingest", "admin"])
