@@ -6,8 +6,10 @@ which starts the real servers and exports their MAILBOX_* variables.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -184,6 +186,7 @@ def start_live_server(tmp_dir: Path, extra_env: dict[str, str] | None = None) ->
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(extra_env or {})},
+            start_new_session=True,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -199,12 +202,28 @@ def start_live_server(tmp_dir: Path, extra_env: dict[str, str] | None = None) ->
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
+    """Stop a child; when it leads its own process group, stop the whole group with it."""
+    try:
+        leads_group = os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        process.wait()
+        return
+
+    def signal_all(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if leads_group:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
+
+    signal_all(signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        signal_all(signal.SIGKILL)
         process.wait()
+    if leads_group:
+        signal_all(signal.SIGKILL)  # children that outlived their parent
 
 
 @pytest.fixture(scope="session")
