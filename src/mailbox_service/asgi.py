@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import socketio
+
+from mailbox_service.realtime.server import create_socketio_server
 from mailbox_service.server.app import create_litestar
+from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Any:
     settings = settings or load_settings()
-    return create_litestar(settings)
+    litestar_app = create_litestar(settings)
+    # Lifespan events pass through to Litestar (ASGIApp forwards them when given no hooks).
+    sio = create_socketio_server(settings, TokenVerifier(settings.auth))
+    return socketio.ASGIApp(sio, other_asgi_app=litestar_app, socketio_path="socket.io")

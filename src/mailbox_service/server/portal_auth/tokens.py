@@ -90,6 +90,8 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise Unauthenticated("token is not a well-formed JWT") from None
         algorithm = header.get("alg")
+        if not isinstance(algorithm, str):
+            raise Unauthenticated("token names no signing algorithm")
         key = await self._key_for(algorithm, header.get("kid"))
         try:
             claims = jwt.decode(
@@ -117,10 +119,10 @@ class TokenVerifier:
             raise Unauthenticated(f"token is not valid: {exc}") from None
         return _user_from(claims)
 
-    async def _key_for(self, algorithm: Any, kid: Any) -> Any:
+    async def _key_for(self, algorithm: str, kid: Any) -> Any:
         if algorithm == HMAC_ALGORITHM and self._secret:
             return self._secret
-        if isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS and self._jwks:
+        if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks:
             return await self._jwks.key_for(kid if isinstance(kid, str) else None, algorithm)
         raise Unauthenticated(f"token algorithm {algorithm!r} is not accepted")
 

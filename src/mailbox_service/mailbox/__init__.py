@@ -1,0 +1,1 @@
+"""Portal API: what a customer sees of their documents, and their delivery preferences."""

@@ -1,0 +1,261 @@
+"""MailboxService: what a portal user may see and change, always scoped to their accounts.
+
+A document of another account is indistinguishable from one that does not exist (404).
+
+Lists are newest first by (issued_at, _id) and paged by keyset: a page starts strictly after
+the last item of the previous one, so "load more" costs the same on page 1 and page 50, and
+documents arriving meanwhile neither repeat nor shift items. Every query shape here is served
+by an index of migrations/0002_mailbox_indexes.py; `list_query` is public so the index test
+and the benchmark can explain exactly what the API sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from pymongo import DESCENDING, ReturnDocument
+
+from mailbox_service.errors import DependencyUnavailable, InvalidMetadata, NotFound
+from mailbox_service.ingestion.schemas import error_field
+from mailbox_service.log import get_logger
+from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
+from mailbox_service.mailbox.filters import ListFilters
+from mailbox_service.mailbox.schemas import (
+    ITEM_PROJECTION,
+    DocumentPage,
+    Preferences,
+    PreferencesUpdate,
+    UnreadCount,
+    item_from,
+)
+from mailbox_service.realtime.emitter import RealtimeEmitter
+from mailbox_service.server.portal_auth.tokens import PortalUser
+from mailbox_service.storage.accounts import Account, AccountStore
+from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.mongo import Doc, utcnow
+
+log = get_logger(__name__)
+
+SORT: list[tuple[str, int]] = [("issued_at", DESCENDING), ("_id", DESCENDING)]
+MAX_ID_LENGTH = 64
+
+
+class InvalidPreferences(InvalidMetadata):
+    """A preferences body failed validation (422); `field` names the offending field."""
+
+
+def account_match(accounts: Sequence[str]) -> Any:
+    # A plain equality for one account: the common case, and the only shape FerretDB's
+    # PostgreSQL backend pushes down into SQL (it evaluates `$in` itself).
+    return accounts[0] if len(accounts) == 1 else {"$in": list(accounts)}
+
+
+def list_query(accounts: Sequence[str], filters: ListFilters, after: Position | None) -> Doc:
+    """The MongoDB filter of one list page (sorted by SORT)."""
+    query: Doc = {
+        "account_id": account_match(accounts),
+        "archived_at": {"$ne": None} if filters.archived else None,
+    }
+    if filters.type is not None:
+        query["type"] = filters.type
+    if filters.unread is not None:
+        query["read_at"] = None if filters.unread else {"$ne": None}
+    issued: Doc = {}
+    if filters.issued_from is not None:
+        issued["$gte"] = filters.issued_from
+    if filters.issued_to is not None:
+        issued["$lt"] = filters.issued_to
+    if after is not None:
+        # The redundant `$lte` gives the planner a tight bound on issued_at; the `$or` only
+        # breaks ties between documents issued at the same millisecond.
+        issued["$lte"] = after.issued_at
+        query["$or"] = [{"issued_at": {"$lt": after.issued_at}}, {"_id": {"$lt": after.id}}]
+    if issued:
+        query["issued_at"] = issued
+    return query
+
+
+def unread_pipeline(accounts: Sequence[str]) -> list[Doc]:
+    return [
+        {"$match": {"account_id": account_match(accounts), "archived_at": None, "read_at": None}},
+        {"$group": {"_id": {"account": "$account_id", "type": "$type"}, "n": {"$sum": 1}}},
+    ]
+
+
+def preferences_from(account: Account) -> Preferences:
+    return Preferences(
+        account_id=account.account_id,
+        paperless=account.paperless,
+        email=account.email,
+        locale=account.locale,
+        paperless_changed_at=account.paperless_changed_at,
+        updated_at=account.updated_at,
+    )
+
+
+_FRIENDLY_FORMAT = {"email": "not a valid email address", "locale": "expected e.g. de or en-GB"}
+
+
+def decode_preferences(body: Any) -> PreferencesUpdate:
+    """Validate a PUT body; a wrong field is a 422 naming it."""
+    if not isinstance(body, dict):
+        raise InvalidPreferences("body: expected a JSON object", field="body")
+    try:
+        return msgspec.convert(body, PreferencesUpdate, strict=True)
+    except msgspec.ValidationError as exc:
+        field, message = error_field(exc)
+        if not field and "unknown field" in message:
+            field = message.split("`")[1]
+        if "matching regex" in message:
+            # The pattern itself means nothing to a customer.
+            message = _FRIENDLY_FORMAT.get(field, "has an invalid format")
+        raise InvalidPreferences(f"{field or 'body'}: {message}", field=field or "body") from None
+
+
+class MailboxService:
+    def __init__(
+        self,
+        documents: DocumentStore,
+        accounts: AccountStore,
+        cursors: CursorSigner,
+        realtime: RealtimeEmitter,
+    ) -> None:
+        self._docs = documents.collection
+        self._accounts = accounts
+        self._cursors = cursors
+        self._realtime = realtime
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def page(
+        self, user: PortalUser, filters: ListFilters, *, limit: int, cursor: str | None
+    ) -> DocumentPage:
+        digest = filters_digest(filters.canonical())
+        # Checked before anything else: a forged cursor is a 400 whatever the filters are.
+        after = self._cursors.decode(cursor, digest) if cursor else None
+        if filters.account is not None:
+            accounts: Sequence[str] = [filters.account] if user.may_read(filters.account) else []
+        else:
+            accounts = user.accounts
+        if not accounts:
+            return DocumentPage(items=[], next_cursor=None)
+        found = self._docs.find(list_query(accounts, filters, after), ITEM_PROJECTION)
+        docs = await found.sort(SORT).limit(limit + 1).to_list()
+        next_cursor = None
+        if len(docs) > limit:
+            docs = docs[:limit]
+            last = docs[-1]
+            next_cursor = self._cursors.encode(Position(last["issued_at"], last["_id"]), digest)
+        return DocumentPage(items=[item_from(doc) for doc in docs], next_cursor=next_cursor)
+
+    async def get(self, user: PortalUser, document_id: str) -> Doc:
+        doc = None
+        if user.accounts and len(document_id) <= MAX_ID_LENGTH:
+            doc = await self._docs.find_one(self._scope(user, document_id))
+        if doc is None:
+            raise NotFound("no such document")
+        return doc
+
+    async def unread_count(self, user: PortalUser) -> UnreadCount:
+        by_account = dict.fromkeys(user.accounts, 0)
+        by_type: dict[str, int] = {}
+        if user.accounts:
+            async for row in await self._docs.aggregate(unread_pipeline(user.accounts)):
+                account, doctype, n = row["_id"]["account"], row["_id"]["type"], int(row["n"])
+                by_account[account] = by_account.get(account, 0) + n
+                by_type[doctype] = by_type.get(doctype, 0) + n
+        return UnreadCount(
+            total=sum(by_account.values()),
+            by_account=by_account,
+            by_type=dict(sorted(by_type.items())),
+        )
+
+    # --- changing ------------------------------------------------------------------------
+
+    async def mark_read(self, user: PortalUser, document_id: str, read: bool) -> Doc:
+        """Set or clear `read_at`. The first read is kept in `first_read_at` for the record."""
+        now = utcnow()
+        if read:
+            return await self._transition(
+                user,
+                document_id,
+                when={"read_at": None},
+                update={"$set": {"read_at": now}, "$min": {"first_read_at": now}},
+            )
+        return await self._transition(
+            user, document_id, when={"read_at": {"$ne": None}}, update={"$set": {"read_at": None}}
+        )
+
+    async def mark_archived(self, user: PortalUser, document_id: str, archived: bool) -> Doc:
+        if archived:
+            return await self._transition(
+                user,
+                document_id,
+                when={"archived_at": None},
+                update={"$set": {"archived_at": utcnow()}},
+            )
+        return await self._transition(
+            user,
+            document_id,
+            when={"archived_at": {"$ne": None}},
+            update={"$set": {"archived_at": None}},
+        )
+
+    async def record_download(self, doc: Doc) -> None:
+        """Remember the first download; later ones leave the time alone."""
+        await self._docs.update_one(
+            {"_id": doc["_id"], "first_downloaded_at": None},
+            {"$set": {"first_downloaded_at": utcnow()}},
+        )
+
+    # --- preferences -----------------------------------------------------------------------
+
+    async def preferences(self, user: PortalUser, account_id: str) -> Preferences:
+        self._require_account(user, account_id)
+        account = await self._accounts.get(account_id) or Account(account_id=account_id)
+        return preferences_from(account)
+
+    async def update_preferences(
+        self, user: PortalUser, account_id: str, update: PreferencesUpdate
+    ) -> Preferences:
+        self._require_account(user, account_id)
+        changes: dict[str, Any] = {
+            name: value
+            for name in ("email", "locale")
+            if (value := getattr(update, name)) is not msgspec.UNSET
+        }
+        paperless = None if update.paperless is msgspec.UNSET else update.paperless
+        account = await self._accounts.update(
+            account_id, by=user.sub, paperless=paperless, **changes
+        )
+        return preferences_from(account)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _scope(user: PortalUser, document_id: str) -> Doc:
+        return {"_id": document_id, "account_id": account_match(user.accounts)}
+
+    @staticmethod
+    def _require_account(user: PortalUser, account_id: str) -> None:
+        if not user.may_read(account_id):
+            raise NotFound("no such account")
+
+    async def _transition(self, user: PortalUser, document_id: str, when: Doc, update: Doc) -> Doc:
+        """Apply `update` if the document is in state `when`; announce only real changes."""
+        if not user.accounts or len(document_id) > MAX_ID_LENGTH:
+            raise NotFound("no such document")
+        scope = self._scope(user, document_id)
+        doc = await self._docs.find_one_and_update(
+            {**scope, **when}, update, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:
+            return await self.get(user, document_id)  # already in that state, or 404
+        try:
+            await self._realtime.emit_updated(doc)
+        except DependencyUnavailable as exc:
+            # The change is stored; clients catch up when they next load the list.
+            log.warning("realtime.emit_failed", document_id=doc["_id"], error=str(exc))
+        return doc

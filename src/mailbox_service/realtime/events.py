@@ -1,0 +1,103 @@
+"""The events portal clients receive, and how one reaches the right room.
+
+Every event goes to the room of the document's account (`account:<id>`), so it reaches each
+connected user who may read that account, on whichever API node they are connected.
+Payloads are small: a client that wants more asks `GET /v1/mailbox/documents/{id}`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar, Protocol
+
+import msgspec
+
+from mailbox_service.storage.mongo import Doc
+
+NAMESPACE = "/"
+CHANNEL = "mailbox-socketio"
+"""Redis pub/sub channel shared by the Socket.IO servers and every emitter."""
+
+
+def room_for(account_id: str) -> str:
+    return f"account:{account_id}"
+
+
+class DocumentCreated(msgspec.Struct, frozen=True):
+    """A new document arrived in one of the user's accounts."""
+
+    event: ClassVar[str] = "document.created"
+
+    id: str
+    type: str
+    account_id: str
+    title: str
+    summary: dict[str, Any]
+    issued_at: dt.datetime
+
+
+class DocumentUpdated(msgspec.Struct, frozen=True):
+    """A document's read or archive state changed (possibly in another tab or device)."""
+
+    event: ClassVar[str] = "document.updated"
+
+    id: str
+    account_id: str
+    read_at: dt.datetime | None
+    archived: bool
+    archived_at: dt.datetime | None
+    first_downloaded_at: dt.datetime | None
+
+
+DocumentEvent = DocumentCreated | DocumentUpdated
+
+
+def created_event(doc: Doc) -> DocumentCreated:
+    """The `document.created` payload of a stored document."""
+    return DocumentCreated(
+        id=doc["_id"],
+        type=doc["type"],
+        account_id=doc["account_id"],
+        title=doc.get("title") or "",
+        summary=doc.get("summary") or {},
+        issued_at=doc["issued_at"],
+    )
+
+
+def updated_event(doc: Doc) -> DocumentUpdated:
+    """The `document.updated` payload of a stored document."""
+    return DocumentUpdated(
+        id=doc["_id"],
+        account_id=doc["account_id"],
+        read_at=doc.get("read_at"),
+        archived=doc.get("archived_at") is not None,
+        archived_at=doc.get("archived_at"),
+        first_downloaded_at=doc.get("first_downloaded_at"),
+    )
+
+
+class AsyncEmitTarget(Protocol):
+    """What can send an event to a room: an AsyncServer, or a (write-only) client manager."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        namespace: str | None = None,
+        room: str | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+
+
+def wire_data(event: DocumentEvent) -> dict[str, Any]:
+    """JSON-ready payload: datetimes become ISO 8601 strings with `Z`."""
+    data: dict[str, Any] = msgspec.to_builtins(event)
+    return data
+
+
+async def emit_document_event(target: AsyncEmitTarget, event: DocumentEvent) -> None:
+    """Send `event` to its account's room through `target`."""
+    await target.emit(
+        event.event, wire_data(event), namespace=NAMESPACE, room=room_for(event.account_id)
+    )
