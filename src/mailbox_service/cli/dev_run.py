@@ -94,10 +94,16 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--keep-stack", is_flag=True, help="Leave the backing servers running on exit.")
-def run(host: str, port: int, keep_stack: bool) -> None:
+@click.option(
+    "--profile",
+    default="dev",
+    show_default=True,
+    help="Stack profile (own ports and data); tests use a test profile.",
+)
+def run(host: str, port: int, keep_stack: bool, profile: str) -> None:
     """Run API, worker and backing servers in the foreground; Ctrl-C stops everything."""
     stack = Stack(
-        StackConfig.for_profile("dev"), progress=lambda line: click.echo(f"… {line}", err=True)
+        StackConfig.for_profile(profile), progress=lambda line: click.echo(f"… {line}", err=True)
     )
     stack.up()
     os.environ.update(stack.env())
