@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from app_fixtures import free_port, invoice_metadata, sample_pdf
 
+from app_fixtures import free_port, invoice_metadata, sample_pdf
 from mailbox_service.devstack import StackConfig
 
 # A profile of its own, so the test never touches a developer's running `make run`.

@@ -18,9 +18,9 @@ from pathlib import Path
 import click
 import httpx
 
+from mailbox_service.demo.seed import seed_demo
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.errors import DependencyUnavailable
-from mailbox_service.demo.seed import seed_demo
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
