@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import Provide
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, Parameter
 from litestar.response import Stream
 
 from mailbox_service.mailbox import content
@@ -19,10 +19,9 @@ from mailbox_service.mailbox.schemas import (
     detail_from,
 )
 from mailbox_service.mailbox.service import decode_preferences
+from mailbox_service.server.deps import PortalUserDep, ServicesDep
 from mailbox_service.server.errors import error_body
 from mailbox_service.server.portal_auth.guard import provide_portal_user
-from mailbox_service.server.portal_auth.tokens import PortalUser
-from mailbox_service.server.services import Services
 
 DOCUMENT = "/documents/{document_id:str}"
 
@@ -45,8 +44,8 @@ class MailboxController(Controller):
     @get("/documents", operation_id="listMailboxDocuments")
     async def list_documents(
         self,
-        services: Services,
-        user: PortalUser,
+        services: ServicesDep,
+        user: PortalUserDep,
         account: Annotated[str | None, Parameter(description="Only this account.")] = None,
         type: Annotated[str | None, Parameter(description="Only this document type.")] = None,
         unread: Annotated[
@@ -82,7 +81,7 @@ class MailboxController(Controller):
 
     @get(DOCUMENT, operation_id="getMailboxDocument")
     async def get_document(
-        self, services: Services, user: PortalUser, document_id: str
+        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
     ) -> DocumentDetail:
         """One document with all its attributes."""
         return detail_from(await services.mailbox.get(user, document_id))
@@ -91,9 +90,9 @@ class MailboxController(Controller):
     async def download(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        user: PortalUser,
-        document_id: str,
+        services: ServicesDep,
+        user: PortalUserDep,
+        document_id: FromPath[str],
         disposition: Annotated[
             content.Disposition, Parameter(description="attachment (default) or inline.")
         ] = "attachment",
@@ -133,40 +132,40 @@ class MailboxController(Controller):
 
     @post(f"{DOCUMENT}/read", operation_id="markMailboxDocumentRead", status_code=200)
     async def mark_read(
-        self, services: Services, user: PortalUser, document_id: str
+        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
     ) -> DocumentDetail:
         """Mark as read (idempotent: the first read time stays)."""
         return detail_from(await services.mailbox.mark_read(user, document_id, True))
 
     @delete(f"{DOCUMENT}/read", operation_id="markMailboxDocumentUnread", status_code=200)
     async def mark_unread(
-        self, services: Services, user: PortalUser, document_id: str
+        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
     ) -> DocumentDetail:
         """Mark as unread again; `first_read_at` keeps the first read for the record."""
         return detail_from(await services.mailbox.mark_read(user, document_id, False))
 
     @post(f"{DOCUMENT}/archive", operation_id="archiveMailboxDocument", status_code=200)
     async def archive(
-        self, services: Services, user: PortalUser, document_id: str
+        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
     ) -> DocumentDetail:
         """Move to the archive (hidden from the default list)."""
         return detail_from(await services.mailbox.mark_archived(user, document_id, True))
 
     @delete(f"{DOCUMENT}/archive", operation_id="unarchiveMailboxDocument", status_code=200)
     async def unarchive(
-        self, services: Services, user: PortalUser, document_id: str
+        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
     ) -> DocumentDetail:
         """Back to the inbox."""
         return detail_from(await services.mailbox.mark_archived(user, document_id, False))
 
     @get("/unread-count", operation_id="getMailboxUnreadCount")
-    async def unread_count(self, services: Services, user: PortalUser) -> UnreadCount:
+    async def unread_count(self, services: ServicesDep, user: PortalUserDep) -> UnreadCount:
         """Unread documents that are not archived."""
         return await services.mailbox.unread_count(user)
 
     @get("/accounts/{account_id:str}/preferences", operation_id="getAccountPreferences")
     async def get_preferences(
-        self, services: Services, user: PortalUser, account_id: str
+        self, services: ServicesDep, user: PortalUserDep, account_id: FromPath[str]
     ) -> Preferences:
         """Paperless consent, notification email and locale of one of the caller's accounts."""
         return await services.mailbox.preferences(user, account_id)
@@ -174,9 +173,9 @@ class MailboxController(Controller):
     @put("/accounts/{account_id:str}/preferences", operation_id="updateAccountPreferences")
     async def put_preferences(
         self,
-        services: Services,
-        user: PortalUser,
-        account_id: str,
+        services: ServicesDep,
+        user: PortalUserDep,
+        account_id: FromPath[str],
         data: Annotated[
             dict[str, Any],
             Body(description="Any of `paperless` (bool), `email`, `locale` (null clears them)."),
