@@ -34,8 +34,10 @@ test: setup portal ## the whole test suite against a private stack, with coverag
 	scripts/ensure-chromium.sh
 	@# First run on a machine: installs and Go builds take minutes; do them before any test
 	@# timer starts. The session reuses this stack and stops it at the end.
-	$(UV) run mailbox-service dev stack-up --profile $${MAILBOX_TEST_STACK_PROFILE:-test}
-	$(UV) run pytest --cov=mailbox_service --cov-branch --cov-report=term-missing:skip-covered
+	@# Measured too: on a fresh machine this is where installs and builds run.
+	$(UV) run coverage erase
+	$(UV) run coverage run -m mailbox_service dev stack-up --profile $${MAILBOX_TEST_STACK_PROFILE:-test}
+	$(UV) run pytest --cov=mailbox_service --cov-append --cov-branch --cov-report=term-missing:skip-covered
 
 test-fast: setup ## unit tests only (no servers)
 	$(UV) run pytest tests/unit -q

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from app_fixtures import free_port, invoice_metadata, sample_pdf
+from app_fixtures import cli, free_port, invoice_metadata, sample_pdf
 from mailbox_service.devstack import StackConfig
 
 # A profile of its own, so the test never touches a developer's running `make run`.
@@ -93,3 +93,24 @@ def test_dev_run_serves_everything_and_ctrl_c_stops_it(test_env: dict[str, str])
     assert not _port_open(port)
     for server_port in (config.port("redis"), config.port("ferretdb"), config.port("minio")):
         assert not _port_open(server_port), server_port
+
+
+def test_stack_commands_bring_a_profile_up_report_it_and_stop_it() -> None:
+    profile = "test7"
+    env = {"MAILBOX_TEST_STACK_PROFILE": profile}
+    up = cli("dev", "stack-up", "--profile", profile, env=env, timeout=240)
+    config = StackConfig.for_profile(profile)
+    assert f"env written to {config.env_file}" in up.stdout
+    exported = config.env_file.read_text()
+    assert f"export MAILBOX_REDIS_URL=redis://127.0.0.1:{config.port('redis')}/0" in exported
+    assert config.env_file.stat().st_mode & 0o077 == 0
+
+    status = cli("dev", "stack-status", "--profile", profile, env=env).stdout
+    for name in ("redis", "postgres", "ferretdb", "minio", "smtp"):
+        assert re.search(rf"^{name}\s+healthy", status, re.MULTILINE), status
+
+    down = cli("dev", "stack-down", "--profile", profile, env=env)
+    assert f"stack '{profile}' is stopped" in down.stdout
+    stopped = cli("dev", "stack-status", "--profile", profile, env=env).stdout
+    assert re.search(r"^redis\s+stopped", stopped, re.MULTILINE), stopped
+    assert not _port_open(config.port("minio"))
