@@ -68,6 +68,10 @@ class DocumentType:
         """Values the email templates need beyond the common ones (override per type)."""
         return {"summary": self.summary(self.validate(dict(document.attributes)))}
 
+    def sample_attributes(self) -> dict[str, Any] | None:
+        """Realistic attributes for `mailbox-service email preview`; None when the type has none."""
+        return None
+
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = msgspec.json.schema(self.attributes)
         return schema

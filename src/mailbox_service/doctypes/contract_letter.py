@@ -47,6 +47,13 @@ class ContractLetter(DocumentType):
             else None,
         }
 
+    def sample_attributes(self) -> dict[str, Any]:
+        return {
+            "contract_number": "C-100-2044",
+            "letter_kind": "price_change",
+            "effective_date": "2027-01-01",
+        }
+
     def email_context(self, document: DocumentView) -> dict[str, Any]:
         attrs = self.validate(dict(document.attributes))
         assert isinstance(attrs, ContractLetterAttributes)

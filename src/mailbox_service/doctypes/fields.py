@@ -10,7 +10,7 @@ Money = Annotated[
     str,
     msgspec.Meta(
         pattern=r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?$",
-        description="Decimal amount as a string, e.g. \"84.20\"",
+        description='Decimal amount as a string, e.g. "84.20"',
         examples=["84.20"],
     ),
 ]
@@ -20,7 +20,9 @@ CurrencyCode = Annotated[
 Reference = Annotated[
     str,
     msgspec.Meta(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
         description="Business reference (letters, digits, . _ / -)",
     ),
 ]

@@ -47,6 +47,15 @@ class Invoice(DocumentType):
             "due_date": attributes.due_date.isoformat(),
         }
 
+    def sample_attributes(self) -> dict[str, Any]:
+        return {
+            "invoice_number": "INV-2026-000123",
+            "total_amount": "1284.20",
+            "currency": "EUR",
+            "due_date": "2026-12-15",
+            "billing_period": {"start": "2026-11-01", "end": "2026-11-30"},
+        }
+
     def email_context(self, document: DocumentView) -> dict[str, Any]:
         attrs = self.validate(dict(document.attributes))
         assert isinstance(attrs, InvoiceAttributes)

@@ -1,4 +1,7 @@
-"""The registry of document types: built-ins plus the `mailbox_service.document_types` entry points."""
+"""The registry of document types: the built-ins plus every installed plugin.
+
+Plugins register through the `mailbox_service.document_types` entry-point group.
+"""
 
 from __future__ import annotations
 

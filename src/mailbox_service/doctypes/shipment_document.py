@@ -36,6 +36,13 @@ class ShipmentDocument(DocumentType):
             "order_reference": attributes.order_reference,
         }
 
+    def sample_attributes(self) -> dict[str, Any]:
+        return {
+            "shipment_number": "SHP-77001234",
+            "document_kind": "delivery_note",
+            "order_reference": "ORD-5512",
+        }
+
     def email_context(self, document: DocumentView) -> dict[str, Any]:
         attrs = self.validate(dict(document.attributes))
         assert isinstance(attrs, ShipmentDocumentAttributes)

@@ -15,4 +15,7 @@ CHANNELS: tuple[Channel, ...] = ("email", "realtime")
 QUEUE = {"email": "email", "realtime": "realtime"}
 ACTOR = {"email": "deliver_email", "realtime": "deliver_realtime"}
 
-Status = Literal["pending", "sent", "failed", "skipped"]
+Status = Literal["pending", "sending", "sent", "failed", "skipped"]
+"""`sending` is the claimed state: one worker holds a lease on the channel until it records
+the outcome (see notifications/outbox.py)."""
+STATUSES: tuple[Status, ...] = ("pending", "sending", "sent", "failed", "skipped")

@@ -43,6 +43,30 @@ class NotificationQueue:
             return False
         return True
 
+    def enqueue_later(self, document_id: str, channel: Channel, delay_ms: int) -> bool:
+        """One job for `channel`, delivered to a worker no earlier than `delay_ms` from now
+        (a retry's backoff); False when the broker could not be reached."""
+        try:
+            self._broker.enqueue(
+                dramatiq.Message(
+                    queue_name=QUEUE[channel],
+                    actor_name=ACTOR[channel],
+                    args=(document_id,),
+                    kwargs={},
+                    options={},
+                ),
+                delay=max(0, delay_ms),
+            )
+        except Exception as exc:
+            log.warning(
+                "notification.enqueue_failed",
+                document_id=document_id,
+                channel=channel,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return False
+        return True
+
     async def enqueue(self, document_id: str, channels: Iterable[Channel]) -> bool:
         channel_list = list(channels)
         if not channel_list:

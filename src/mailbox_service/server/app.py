@@ -14,8 +14,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
+from mailbox_service.admin.controller import AdminNotificationsController
 from mailbox_service.ingestion.controller import IngestionController
 from mailbox_service.log import configure_logging
+from mailbox_service.mailbox.controller import MailboxController
+from mailbox_service.portal import portal_handlers
 from mailbox_service.server.errors import EXCEPTION_HANDLERS
 from mailbox_service.server.health import HealthController
 from mailbox_service.server.services import Services
@@ -23,7 +26,12 @@ from mailbox_service.settings import Settings
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
-    return [HealthController, IngestionController]
+    return [
+        HealthController,
+        IngestionController,
+        MailboxController,
+        AdminNotificationsController,
+    ]
 
 
 def create_litestar(
@@ -50,7 +58,12 @@ def create_litestar(
         return state.services  # type: ignore[no-any-return]
 
     return Litestar(
-        route_handlers=[*route_handlers(), *extra_handlers],
+        route_handlers=[
+            *route_handlers(),
+            # The reference inbox exists only in demo mode: otherwise /portal is a 404.
+            *(portal_handlers() if settings.demo_portal else []),
+            *extra_handlers,
+        ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -1,0 +1,546 @@
+"""Notification throughput end to end: ingestion → Redis → worker → SMTP capture.
+
+    MAILBOX_BENCH_PROFILE=test5 uv run python bench/notify.py [--count 2000]
+        [--concurrency 16] [--via http|inprocess] [--processes 1] [--threads 8]
+
+Brings the profile's stack up (reusing it if running), starts `mailbox-service worker` with
+the given (default) settings and, with `--via http`, a `mailbox-service serve`, then ingests
+`--count` invoices for one paperless account as fast as `--concurrency` allows, and waits for
+every email to land in the capture's maildir. Prints:
+  * emails/s end to end (first ingestion start to last email arrival) and the ingestion rate;
+  * latency per document from its ingestion (the moment the POST returned) to its email's
+    arrival at the capture (file names carry the arrival in ns): p50, p95, max;
+  * a raw baseline in the same run: the same composed message sent with plain smtplib, same
+    thread count, one kept connection per thread, to the same capture;
+  * where the time goes: the worker's own per-step timings, and CPU seconds per process
+    (worker, API, bench, and each stack server), to name the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.parser
+import email.policy
+import hashlib
+import io
+import os
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import msgspec
+import psutil
+from minio.deleteobjects import DeleteObject
+
+from mailbox_service.demo.pdf import render_pdf
+from mailbox_service.devstack import Stack, StackConfig
+from mailbox_service.ingestion.schemas import convert_metadata
+from mailbox_service.ingestion.upload import IncomingFile
+from mailbox_service.log import configure_logging
+from mailbox_service.migrate import MigrationContext, Migrator
+from mailbox_service.notifications.outbox import TRANSITIONS
+from mailbox_service.paths import migrations_dir
+from mailbox_service.server.services import Services
+from mailbox_service.settings import Settings, load_settings
+from mailbox_service.storage.documents import blob_key
+
+WARMUP = 20
+HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.default)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbox_service", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_line(process: subprocess.Popen[bytes], log: Path, needle: bytes) -> None:
+    deadline = time.monotonic() + 60
+    while needle not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{log.name}: did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def wait_http(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"serve did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU of a process and, by default, its descendants (PostgreSQL forks a
+    backend per connection; `worker --processes N` spawns N)."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        family = root.children(recursive=True) if descendants else []
+        for proc in [root, *family]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+# -- the maildir --------------------------------------------------------------------------
+
+
+@dataclass
+class Arrivals:
+    """Emails in the capture's maildir, by document id, with their arrival in ns."""
+
+    maildir: Path
+    since_ns: int
+    seen: set[str] = field(default_factory=set)
+    by_document: dict[str, list[int]] = field(default_factory=dict)
+
+    def scan(self) -> None:
+        for name in os.listdir(self.maildir):
+            if not name.endswith(".eml") or name in self.seen:
+                continue
+            arrived = int(name.split("-", 1)[0])
+            self.seen.add(name)
+            if arrived < self.since_ns:
+                continue
+            with (self.maildir / name).open("rb") as fh:
+                headers = HEADERS_ONLY.parse(fh)
+            document_id = headers.get("X-Mailbox-Document-Id")
+            if document_id:
+                self.by_document.setdefault(str(document_id), []).append(arrived)
+
+    def count(self, ids: Iterable[str]) -> int:
+        return sum(1 for i in ids if i in self.by_document)
+
+
+# -- ingestion ----------------------------------------------------------------------------
+
+
+def metadata(account_id: str, n: int) -> dict[str, Any]:
+    return {
+        "type": "invoice",
+        "source_ref": f"bench-{uuid.uuid4().hex}",
+        "account_id": account_id,
+        "attributes": {
+            "invoice_number": f"BENCH-{n:06d}",
+            "total_amount": f"{10 + n % 990}.{n % 100:02d}",
+            "currency": "EUR",
+            "due_date": "2026-12-15",
+        },
+    }
+
+
+BOUNDARY = "bench-notify-boundary-7d1f0c2e"
+
+
+def multipart(metadata: bytes, pdf: bytes) -> bytes:
+    """`metadata` and `file` parts, as POST /v1/documents expects them."""
+    head = f"--{BOUNDARY}\r\n"
+    return b"".join(
+        [
+            head.encode(),
+            b'Content-Disposition: form-data; name="metadata"\r\n',
+            b"Content-Type: application/json\r\n\r\n",
+            metadata,
+            f"\r\n{head}".encode(),
+            b'Content-Disposition: form-data; name="file"; filename="invoice.pdf"\r\n',
+            b"Content-Type: application/pdf\r\n\r\n",
+            pdf,
+            f"\r\n--{BOUNDARY}--\r\n".encode(),
+        ]
+    )
+
+
+class Ingestor:
+    """Posts documents over HTTP (`serve`) or calls the ingest service in-process."""
+
+    def __init__(
+        self,
+        services: Services,
+        account: str,
+        key: str,
+        url: str | None,
+        server_log: Path | None = None,
+    ) -> None:
+        self.server_log = server_log
+        self.services = services
+        self.account = account
+        self.key = key
+        self.url = url
+        self.pdf = render_pdf(["Invoice for the notification benchmark"], title="Invoice")
+        # aiohttp, not httpx: httpx's connection pool bookkeeping alone took most of a CPU
+        # here, on a machine the benchmark client shares with everything it measures.
+        self.client = (
+            aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=60)) if url else None
+        )
+        self.ingested_ns: dict[str, int] = {}
+        self.ids: list[str] = []
+
+    async def one(self, n: int) -> str:
+        meta = metadata(self.account, n)
+        if self.client is not None:
+            async with self.client.post(
+                "/v1/documents",
+                data=multipart(msgspec.json.encode(meta), self.pdf),
+                headers={
+                    "Authorization": f"Bearer {self.key}",
+                    "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                },
+            ) as response:
+                body = await response.read()
+            if response.status != 201:
+                tail = self.server_log.read_text()[-3000:] if self.server_log else ""
+                raise RuntimeError(f"ingest failed: {response.status} {body!r}\n{tail}")
+            document_id = str(msgspec.json.decode(body)["id"])
+        else:
+            incoming = IncomingFile(
+                data=io.BytesIO(self.pdf),
+                filename="invoice.pdf",
+                size=len(self.pdf),
+                sha256=hashlib.sha256(self.pdf).hexdigest(),
+                content_type="application/pdf",
+            )
+            outcome = await self.services.ingest.accept(
+                convert_metadata(meta), incoming, source="bench-notify"
+            )
+            document_id = str(outcome.document["_id"])
+        self.ingested_ns[document_id] = time.time_ns()
+        self.ids.append(document_id)
+        return document_id
+
+    async def many(self, count: int, concurrency: int, offset: int = 0) -> list[str]:
+        limit = asyncio.Semaphore(concurrency)
+
+        async def bounded(n: int) -> str:
+            async with limit:
+                return await self.one(n)
+
+        return list(await asyncio.gather(*(bounded(offset + n) for n in range(count))))
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+async def wait_all(arrivals: Arrivals, ids: list[str], within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        await asyncio.to_thread(arrivals.scan)
+        done = arrivals.count(ids)
+        if done == len(ids):
+            return
+        if time.monotonic() > deadline:
+            print(f"!! timed out: {done}/{len(ids)} emails arrived", file=sys.stderr)
+            return
+        await asyncio.sleep(0.5)
+
+
+# -- the raw baseline ---------------------------------------------------------------------
+
+
+def raw_baseline(settings: Settings, message: bytes, count: int, threads: int) -> float:
+    """emails/s of plain smtplib sends of `message`, `threads` kept connections."""
+    per_thread = [count // threads + (1 if i < count % threads else 0) for i in range(threads)]
+    barrier = threading.Barrier(threads + 1)
+
+    def send(n: int) -> None:
+        with smtplib.SMTP(settings.smtp.host, settings.smtp.port, local_hostname="bench") as smtp:
+            barrier.wait()
+            for _ in range(n):
+                smtp.sendmail("bench@mailbox.invalid", ["raw-baseline@example.org"], message)
+
+    workers = [threading.Thread(target=send, args=(n,)) for n in per_thread]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return count / (time.perf_counter() - started)
+
+
+def first_capture(maildir: Path, since_ns: int) -> Path:
+    names = sorted(n for n in os.listdir(maildir) if n.endswith(".eml"))
+    return maildir / next(n for n in names if int(n.split("-", 1)[0]) >= since_ns)
+
+
+def sent_message(path: Path) -> bytes:
+    """A captured email without the capture's envelope lines: what the worker sent."""
+    raw = path.read_bytes()
+    while raw.startswith(b"X-Envelope-"):
+        raw = raw.split(b"\r\n", 1)[1]
+    return raw
+
+
+def remove_blobs(services: Services, ids: list[str]) -> None:
+    """The run's files, so repeated runs do not fill the bucket."""
+    errors = services.blobs.client.remove_objects(
+        services.blobs.bucket, (DeleteObject(blob_key(i)) for i in ids)
+    )
+    for error in errors:
+        print(f"!! could not remove {error.name}: {error.message}", file=sys.stderr)
+
+
+async def raw_driver_probe(services: Services, ids: list[str]) -> dict[str, Any]:
+    """What one lookup and one update by `_id` cost on this server, straight from the driver,
+    with the documents the run left behind (and the server's plan for the lookup)."""
+    documents = services.collections.documents
+    count = await documents.estimated_document_count()
+    sample = ids[:: max(1, len(ids) // 200)][:200]
+    started = time.perf_counter()
+    for document_id in sample:
+        await documents.find_one({"_id": document_id})
+    find_ms = (time.perf_counter() - started) * 1000 / len(sample)
+    started = time.perf_counter()
+    for document_id in sample:
+        await documents.update_one({"_id": document_id}, {"$set": {"bench_probe": True}})
+    update_ms = (time.perf_counter() - started) * 1000 / len(sample)
+    started = time.perf_counter()
+    for _ in sample:
+        await services.collections.db.command("ping")
+    ping_ms = (time.perf_counter() - started) * 1000 / len(sample)
+    plan = await services.collections.db.command(
+        "explain", {"find": "documents", "filter": {"_id": sample[0]}, "limit": 1}
+    )
+    planner = plan.get("queryPlanner", {})
+    node = (planner.get("Plan") or {}).get("Node Type") or planner.get("winningPlan", {}).get(
+        "stage", "?"
+    )
+    return {"documents": count, "find": find_ms, "update": update_ms, "ping": ping_ms, "plan": node}
+
+
+# -- the worker's own timings ---------------------------------------------------------------
+
+
+def worker_timings(log: Path) -> dict[str, dict[str, float]]:
+    """Mean claim/deliver/record ms per channel from the worker's `notification.sent` lines."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for line in log.read_bytes().splitlines():
+        if b"notification.sent" not in line:
+            continue
+        try:
+            event = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            continue
+        channel = sums.setdefault(event.get("channel", "?"), {})
+        for key in ("claim_ms", "deliver_ms", "record_ms"):
+            if key in event:
+                channel.setdefault(key, []).append(float(event[key]))
+    return {ch: {k: statistics.fmean(v) for k, v in values.items()} for ch, values in sums.items()}
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+async def bench(
+    args: argparse.Namespace, stack: Stack, settings: Settings, env: dict[str, str], tmp: Path
+) -> None:
+    services = Services.build(settings)
+    # Emptied, not dropped: dropDatabase has wedged FerretDB 1.24 (every later command hangs).
+    for name in ("documents", TRANSITIONS, "accounts", "api_keys"):
+        await services.collections.db[name].delete_many({})
+    ctx = MigrationContext(settings, services.collections, services.blobs)
+    await Migrator(ctx, migrations_dir()).apply_pending()
+    account = f"bench-{uuid.uuid4().hex[:8]}"
+    await services.accounts.update(
+        account, by="bench", paperless=True, email=f"{account}@example.org", locale="de"
+    )
+    _, key = await services.api_keys.create("bench-notify", ["ingest"])
+
+    worker_log = tmp / "worker.log"
+    worker = start(
+        ["worker", "--processes", str(args.processes), "--threads", str(args.threads)],
+        worker_log,
+        env,
+    )
+    server: subprocess.Popen[bytes] | None = None
+    url = None
+    ingestor_ids: list[str] = []
+    try:
+        wait_for_line(worker, worker_log, b"worker.started")
+        if args.via == "http":
+            port = 18000 + os.getpid() % 1000
+            url = f"http://127.0.0.1:{port}"
+            server = start(["serve", "--port", str(port)], tmp / "serve.log", env)
+            wait_http(server, url, tmp / "serve.log")
+        ingestor = Ingestor(services, account, key, url, tmp / "serve.log" if url else None)
+        ingestor_ids = ingestor.ids  # filled as documents are ingested, removed at the end
+        maildir = Path(env["MAILBOX_STACK_MAILDIR"])
+
+        # Warm up connections and caches on both sides; not measured.
+        warm = Arrivals(maildir, time.time_ns())
+        warm_ids = await ingestor.many(WARMUP, args.concurrency)
+        await wait_all(warm, warm_ids, 60)
+
+        pids = {"worker": worker.pid, "bench": os.getpid()}
+        if server is not None:
+            pids["api (serve)"] = server.pid
+        for status in stack.status():
+            if status.pid:
+                pids[status.name] = status.pid
+
+        # The bench process's own children are the worker and the API: counted apart.
+        def cpu(name: str, pid: int) -> float:
+            return cpu_seconds(pid, descendants=name != "bench")
+
+        cpu_before = {name: cpu(name, pid) for name, pid in pids.items()}
+
+        arrivals = Arrivals(maildir, time.time_ns())
+        started_ns = time.time_ns()
+        ids = await ingestor.many(args.count, args.concurrency, offset=WARMUP)
+        ingested_ns = time.time_ns()
+        await wait_all(arrivals, ids, args.timeout)
+        wall = (time.time_ns() - started_ns) / 1e9
+        cpu_after = {name: cpu(name, pid) for name, pid in pids.items()}
+        await ingestor.close()
+
+        arrived = [min(arrivals.by_document[i]) for i in ids if i in arrivals.by_document]
+        duplicates = sum(len(arrivals.by_document.get(i, [])) > 1 for i in ids)
+        end_ns = max(arrived) if arrived else time.time_ns()
+        elapsed = (end_ns - started_ns) / 1e9
+        latencies = [
+            (min(arrivals.by_document[i]) - ingestor.ingested_ns[i]) / 1e6
+            for i in ids
+            if i in arrivals.by_document
+        ]
+        first_email = min(arrived) if arrived else end_ns
+
+        message = await asyncio.to_thread(sent_message, first_capture(maildir, arrivals.since_ns))
+        raw_rate = raw_baseline(settings, message, args.raw_count, args.threads)
+        ours = len(arrived) / elapsed
+
+        print(
+            f"\nnotification benchmark: {args.count} invoices via {args.via}, "
+            f"concurrency {args.concurrency}; worker --processes {args.processes} "
+            f"--threads {args.threads}; {psutil.cpu_count()} CPUs"
+        )
+        print(f"  emails arrived           {len(arrived)}/{len(ids)}  (duplicates: {duplicates})")
+        print(
+            f"  end to end               {ours:8.1f} emails/s  ({elapsed:.1f} s, first "
+            "ingestion start to last email)"
+        )
+        print(
+            f"  ingestion                {len(ids) / ((ingested_ns - started_ns) / 1e9):8.1f} "
+            f"docs/s  ({(ingested_ns - started_ns) / 1e9:.1f} s)"
+        )
+        delivery_rate = len(arrived) / max((end_ns - first_email) / 1e9, 1e-9)
+        print(f"  delivery                 {delivery_rate:8.1f} emails/s  (first to last email)")
+        print(
+            f"  latency ingest→capture   p50 {percentile(latencies, 0.5):7.0f} ms   "
+            f"p95 {percentile(latencies, 0.95):7.0f} ms   max {max(latencies, default=0):7.0f} ms"
+        )
+        print(
+            f"  raw smtplib baseline     {raw_rate:8.1f} emails/s  ({args.raw_count} sends of "
+            f"the same {len(message)}-byte message, {args.threads} threads)"
+        )
+        print(f"  ratio                    {ours / raw_rate:8.3f}  (ours / raw)")
+        probe = await raw_driver_probe(services, ids)
+        print(
+            f"  raw driver, by _id       find_one {probe['find']:5.1f} ms   update_one "
+            f"{probe['update']:5.1f} ms   (ping {probe['ping']:.1f} ms; {probe['documents']} "
+            f"documents; plan: {probe['plan']})"
+        )
+        print("  worker step timings (mean ms)")
+        for channel, steps in sorted(worker_timings(worker_log).items()):
+            parts = "  ".join(f"{k.removesuffix('_ms')} {v:6.2f}" for k, v in steps.items())
+            print(f"    {channel:<9} {parts}")
+        print(
+            f"  CPU seconds during the run ({wall:.1f} s wall, "
+            f"{psutil.cpu_count()} CPUs = {wall * (psutil.cpu_count() or 1):.0f} CPU-s)"
+        )
+        used = {name: cpu_after[name] - cpu_before[name] for name in pids}
+        for name, seconds in sorted(used.items(), key=lambda item: -item[1]):
+            print(f"    {name:<12} {seconds:7.1f} s  {100 * seconds / wall:5.0f}% of one CPU")
+    finally:
+        if server is not None:
+            stop(server)
+        stop(worker)
+        # The database stays for inspection; the next run empties it.
+        await asyncio.to_thread(remove_blobs, services, ingestor_ids)
+        await services.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--profile", default=os.environ.get("MAILBOX_BENCH_PROFILE", "dev"))
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--via", choices=("http", "inprocess"), default="http")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--raw-count", type=int, default=2000)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--database",
+        default="bench_notify",
+        help="MongoDB database of the run, emptied when the run starts (FerretDB's cost per "
+        "document lookup grows with the collection, so a shared one skews the figures)",
+    )
+    args = parser.parse_args()
+
+    stack = Stack(
+        StackConfig.for_profile(args.profile),
+        progress=lambda line: print(f"… {line}", file=sys.stderr),
+    )
+    stack.up()
+    env = {
+        **os.environ,
+        **stack.env(),
+        "MAILBOX_LOG_FORMAT": "json",
+        "MAILBOX_MONGO_DATABASE": args.database,
+        "MAILBOX_PORTAL_URL": os.environ.get("MAILBOX_PORTAL_URL", "http://127.0.0.1:8000/portal"),
+    }
+    os.environ.update(env)
+    settings = load_settings()
+    configure_logging("json", level=30)
+    with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp:
+        asyncio.run(bench(args, stack, settings, env, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Operator API and CLI support: notification statistics, failed notifications, resend."""

@@ -1,0 +1,82 @@
+"""HTTP door of the operator API: `/v1/admin/notifications...`, for API keys with `admin` scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, Parameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from mailbox_service.admin.schemas import NotificationPage, NotificationStats, ResendResult
+from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin, parse_time
+from mailbox_service.server.auth import provide_admin_key
+from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+
+
+class AdminNotificationsController(Controller):
+    path = "/v1/admin/notifications"
+    tags = ["admin"]
+    dependencies = {"api_key": Provide(provide_admin_key)}
+    security = [{"apiKey": []}]
+
+    @get("/stats", operation_id="notificationStats")
+    async def stats(
+        self,
+        services: ServicesDep,
+        api_key: ApiKeyDep,
+        since: Annotated[
+            str | None,
+            Parameter(
+                description="Created at or after (date or ISO time); default 7 days before `until`."
+            ),
+        ] = None,
+        until: Annotated[
+            str | None, Parameter(description="Created before (date or ISO time); default now.")
+        ] = None,
+    ) -> NotificationStats:
+        """Documents by channel x status x type, in total and per UTC day of creation."""
+        return await NotificationAdmin.of(services).stats(
+            parse_time(since, "since"), parse_time(until, "until")
+        )
+
+    @get("/", operation_id="listNotifications")
+    async def list_notifications(
+        self,
+        services: ServicesDep,
+        api_key: ApiKeyDep,
+        status: Annotated[
+            str, Parameter(description="pending, sending, sent, failed or skipped.")
+        ] = "failed",
+        channel: Annotated[
+            str | None, Parameter(description="email or realtime; default: either.")
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
+        cursor: Annotated[
+            str | None, Parameter(description="`next_cursor` of the previous page.")
+        ] = None,
+    ) -> NotificationPage:
+        """Documents whose notification is in `status` (with the last error), newest first."""
+        return await NotificationAdmin.of(services).list(status, channel, limit, cursor)
+
+    @post(
+        "/{document_id:str}/resend",
+        operation_id="resendNotification",
+        status_code=HTTP_202_ACCEPTED,
+    )
+    async def resend(
+        self,
+        services: ServicesDep,
+        api_key: ApiKeyDep,
+        document_id: FromPath[str],
+        channel: Annotated[str | None, Parameter(description="email or realtime.")] = None,
+    ) -> ResendResult:
+        """Reset the channel to `pending` (attempts from zero) and enqueue it again.
+
+        400 unknown channel, 404 unknown document, 409 email for a printed document or a
+        delivery in progress.
+        """
+        return await NotificationAdmin.of(services).resend(
+            document_id, channel, by=f"admin key {api_key.key_id} ({api_key.source})"
+        )

@@ -1,0 +1,258 @@
+"""Notification emails: render a type's templates and compose the MIME message.
+
+Templates live in `templates/email/<type>/` (the plugin's `template` folder) as
+`subject.txt.j2`, `body.txt.j2` and `body.html.j2`. Each file is looked up per locale:
+`<type>/<locale>/`, `<type>/<language>/`, `<type>/<default locale>/`, then `<type>/` itself.
+The bodies extend the shared layout in `_base/` (same lookup, passed in as `layout`), so a type
+only writes its own paragraphs. HTML is autoescaped, text is not; an undefined variable is an
+error, not an empty string. A type without a folder gets the generic `_default` templates.
+
+The code only builds a context; wording and layout belong to the templates. The PDF is never
+attached: the email says a document is waiting and links to it in the portal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import msgspec
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from mailbox_service.doctypes import DocumentType, DocumentView
+from mailbox_service.ingestion.schemas import Email
+from mailbox_service.notifications.failures import PermanentFailure
+from mailbox_service.notifications.formatting import format_date, format_money
+
+SUBJECT, BODY_TEXT, BODY_HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
+LAYOUT_FOLDER = "_base"
+GENERIC_FOLDER = "_default"
+LAYOUT_TEXT, LAYOUT_HTML = "layout.txt.j2", "layout.html.j2"
+
+
+class RenderError(PermanentFailure):
+    """A template is missing, broken, or needs a value the context lacks: never retried."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    locale: str
+    """The locale whose templates were used (after fallback)."""
+
+
+@pass_context
+def _money_filter(context: Context, amount: Any, currency: str) -> str:
+    return format_money(amount, currency, context.get("locale"))
+
+
+@pass_context
+def _date_filter(context: Context, value: dt.date | dt.datetime) -> str:
+    return format_date(value, context.get("locale"))
+
+
+def locale_chain(locale: str | None, default: str) -> list[str]:
+    """`de-AT` → [`de-AT`, `de`, default]: most specific first, without repeats."""
+    chain: list[str] = []
+    for candidate in (locale, (locale or "").split("-", 1)[0], default):
+        if candidate and candidate not in chain:
+            chain.append(candidate)
+    return chain
+
+
+def document_url(portal_url: str, document_id: str) -> str:
+    return f"{portal_url.rstrip('/')}/documents/{quote(document_id, safe='')}"
+
+
+def preferences_url(portal_url: str, account_id: str) -> str:
+    return f"{portal_url.rstrip('/')}/accounts/{quote(account_id, safe='')}/preferences"
+
+
+def _one_line(subject: str) -> str:
+    """A subject is one line whatever the template's whitespace: never a header break."""
+    return re.sub(r"\s+", " ", subject).strip()
+
+
+class EmailRenderer:
+    """Renders one document's email from its type's templates. Thread-safe once built."""
+
+    def __init__(self, root: Path, *, portal_url: str, default_locale: str = "en") -> None:
+        self.root = root
+        self.portal_url = portal_url.rstrip("/")
+        self.default_locale = default_locale
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(root),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2", "html"), default_for_string=False, default=False
+            ),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            auto_reload=False,
+        )
+        self._env.filters["money"] = _money_filter
+        self._env.filters["date"] = _date_filter
+
+    def folder_for(self, doctype: DocumentType) -> str:
+        return doctype.template if (self.root / doctype.template).is_dir() else GENERIC_FOLDER
+
+    def _resolve(self, folder: str, name: str, locales: list[str]) -> str:
+        """The first existing `folder/<locale>/name`, else `folder/name` (Jinja raises if none)."""
+        for locale in locales:
+            candidate = f"{folder}/{locale}/{name}"
+            if (self.root / candidate).is_file():
+                return candidate
+        return f"{folder}/{name}"
+
+    def effective_locale(self, folder: str, locales: list[str]) -> str:
+        """The first locale of the chain the type has a subject for (else the default)."""
+        for locale in locales:
+            if (self.root / folder / locale / SUBJECT).is_file():
+                return locale
+        return self.default_locale
+
+    def context(
+        self,
+        doctype: DocumentType,
+        document: DocumentView,
+        *,
+        locale: str,
+        recipient_name: str | None = None,
+    ) -> dict[str, Any]:
+        """The type's own values plus the common ones (which a type cannot override)."""
+        try:
+            own = doctype.email_context(document)
+        except (msgspec.ValidationError, ValueError, TypeError, KeyError) as exc:
+            raise RenderError(f"{doctype.name}.email_context: {exc}") from exc
+        common = {
+            "document": {
+                "id": document.id,
+                "type": document.type,
+                "title": document.title,
+                "issued_at": document.issued_at,
+                "account_id": document.account_id,
+            },
+            "type_label": doctype.label,
+            "locale": locale,
+            "recipient_name": recipient_name,
+            "portal_url": self.portal_url,
+            "document_url": document_url(self.portal_url, document.id),
+            "preferences_url": preferences_url(self.portal_url, document.account_id),
+        }
+        return {**own, **common}
+
+    def render(
+        self,
+        doctype: DocumentType,
+        document: DocumentView,
+        *,
+        locale: str | None,
+        recipient_name: str | None = None,
+    ) -> RenderedEmail:
+        """Subject, text and HTML body, or RenderError naming the template and the problem."""
+        folder = self.folder_for(doctype)
+        chain = locale_chain(locale, self.default_locale)
+        used = self.effective_locale(folder, chain)
+        chain = locale_chain(used, self.default_locale)
+        context = self.context(doctype, document, locale=used, recipient_name=recipient_name)
+        parts: dict[str, str] = {}
+        for name, layout in ((SUBJECT, None), (BODY_TEXT, LAYOUT_TEXT), (BODY_HTML, LAYOUT_HTML)):
+            path = self._resolve(folder, name, chain)
+            values = dict(context)
+            if layout:
+                values["layout"] = self._resolve(LAYOUT_FOLDER, layout, chain)
+            try:
+                parts[name] = self._env.get_template(path).render(values)
+            except jinja2.TemplateSyntaxError as exc:
+                raise RenderError(
+                    f"template {exc.name or path} line {exc.lineno}: {exc.message}"
+                ) from exc
+            except jinja2.TemplateNotFound as exc:
+                raise RenderError(f"template {exc.name} not found under {self.root}") from exc
+            except Exception as exc:
+                raise RenderError(f"template {path}: {type(exc).__name__}: {exc}") from exc
+        subject = _one_line(parts[SUBJECT])
+        if not subject:
+            raise RenderError(f"template {folder}/{SUBJECT} rendered an empty subject")
+        return RenderedEmail(subject, parts[BODY_TEXT], parts[BODY_HTML], used)
+
+
+def message_id(document_id: str, sender: str) -> str:
+    """Stable per document, so a duplicate send is recognisable (and de-duplicated by some MTAs)."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "mailbox.invalid"
+    return f"<{document_id}.notification@{domain}>"
+
+
+def check_recipient(address: str) -> str:
+    """The address as given if it is a plain addr-spec; PermanentFailure otherwise.
+
+    Ingestion validates addresses already; this second check covers addresses that reached the
+    database by another path (an account edited directly), because a CR/LF here would let the
+    address inject headers.
+    """
+    try:
+        return msgspec.convert(address, Email)
+    except msgspec.ValidationError:
+        raise PermanentFailure(f"recipient address {address!r} is not a valid address") from None
+
+
+def compose(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    recipient_name: str | None,
+    document_id: str,
+    account_id: str,
+    portal_url: str,
+    now: dt.datetime,
+) -> EmailMessage:
+    """Multipart text + HTML with a stable Message-ID and one-click unsubscribe headers."""
+    address = check_recipient(recipient)
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = rendered.subject
+    msg["From"] = sender
+    local, _, domain = address.rpartition("@")
+    msg["To"] = Address(display_name=recipient_name or "", username=local, domain=domain)
+    msg["Date"] = format_datetime(now.astimezone(dt.UTC))
+    msg["Message-ID"] = message_id(document_id, sender)
+    unsubscribe = preferences_url(portal_url, account_id)
+    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Mailbox-Document-Id"] = document_id
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # After the bodies: set_content() drops any Content-* header set before it.
+    msg["Content-Language"] = rendered.locale
+    return msg
+
+
+def envelope_sender(sender: str) -> str:
+    return parseaddr(sender)[1]
+
+
+def view_of(doc: Mapping[str, Any]) -> DocumentView:
+    """The plugin-facing view of a stored document."""
+    return DocumentView(
+        id=doc["_id"],
+        type=doc["type"],
+        account_id=doc["account_id"],
+        title=doc["title"],
+        issued_at=doc["issued_at"],
+        attributes=doc.get("attributes") or {},
+    )

@@ -1,0 +1,119 @@
+"""The outbox sweep: no document silently misses its notification.
+
+Redis is only a courier. A job can be lost between the MongoDB write and the queue (Redis down
+at ingestion), in Redis (restart without persistence), or in a worker (killed mid-job). In every
+case the outbox still says `pending` or `sending`, so the worker periodically looks for
+
+- `pending` overdue by more than `notify.sweep_grace_s` (and not waiting for a later retry),
+- `sending` whose lease expired (its worker died or stalled),
+
+checks each against the transition log (a view may just be behind: then it is repaired, not
+requeued) and enqueues the ones really lost. The worker's claim does the rest: it takes over an
+expired lease, or marks the channel `failed` once its attempts are used up. Re-enqueueing a job
+that was not lost after all is harmless: the claim lets only one through. A job re-enqueued by
+this sweep is not re-enqueued again within the grace period (remembered in memory: after a
+restart, at most one extra duplicate). Each round also deletes log rows past their retention.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailbox_service.log import get_logger
+from mailbox_service.notifications.channels import CHANNELS, Channel
+from mailbox_service.notifications.outbox import Outbox, is_lost, version_of
+from mailbox_service.notifications.queue import NotificationQueue
+
+log = get_logger(__name__)
+
+
+@dataclass
+class SweepReport:
+    requeued: Counter[str] = field(default_factory=Counter)
+    """Per channel: jobs enqueued again."""
+    broker_down: bool = False
+    """The round stopped early because Redis did not take a job."""
+    transitions_forgotten: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requeued.values())
+
+
+class OutboxSweep:
+    def __init__(
+        self,
+        outbox: Outbox,
+        queue: NotificationQueue,
+        *,
+        grace: dt.timedelta,
+        channels: tuple[Channel, ...] = CHANNELS,
+        batch: int = 500,
+        max_batches: int = 20,
+    ) -> None:
+        self.outbox = outbox
+        self.queue = queue
+        self.grace = grace
+        self.channels = channels
+        self.batch = batch
+        self.max_batches = max_batches
+        self._enqueued: dict[tuple[str, str, int], dt.datetime] = {}
+
+    def run_once(self) -> SweepReport:
+        report = SweepReport()
+        now = self.outbox.clock()
+        self._enqueued = {k: t for k, t in self._enqueued.items() if t > now - self.grace}
+        for channel in self.channels:
+            after: str | None = None
+            for _ in range(self.max_batches):
+                found = self.outbox.find_lost(channel, self.grace, self.batch, after)
+                for doc in found:
+                    outcome = self._recover(doc, channel)
+                    if outcome is None:
+                        report.broker_down = True
+                        return report
+                    report.requeued[channel] += outcome
+                if len(found) < self.batch:
+                    break
+                after = str(found[-1]["_id"])
+        report.transitions_forgotten = self.outbox.forget_old_transitions()
+        if report.total:
+            log.info("outbox.swept", requeued=dict(report.requeued))
+        return report
+
+    def _recover(self, doc: dict[str, Any], channel: Channel) -> int | None:
+        """Requeue one job if it is really lost: 1 if requeued, 0 if not, None if Redis refused."""
+        document_id = str(doc["_id"])
+        state = self.outbox.current(document_id, channel, doc["notifications"][channel])
+        now = self.outbox.clock()
+        key = (document_id, channel, version_of(state))
+        if not is_lost(state, now, self.grace) or key in self._enqueued:
+            return 0
+        if not self.queue.enqueue_blocking(document_id, [channel]):
+            return None
+        self._enqueued[key] = now
+        return 1
+
+
+class SweepThread(threading.Thread):
+    """Runs the sweep every `interval` seconds inside the worker process until stopped."""
+
+    def __init__(self, sweep: OutboxSweep, interval: float) -> None:
+        super().__init__(name="outbox-sweep", daemon=True)
+        self.sweep = sweep
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.sweep.run_once()
+            except Exception as exc:  # MongoDB down: try again next round
+                log.warning("outbox.sweep_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        self._stop_event.set()

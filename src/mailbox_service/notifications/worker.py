@@ -1,0 +1,250 @@
+"""The worker process: dramatiq consumers for both channels plus the outbox sweep.
+
+`run()` starts `processes` OS processes (one runs in-process when it is 1), each with its own
+broker, sync MongoDB client and `threads` dramatiq worker threads. Process 0 also runs the
+sweep thread and makes sure the outbox indexes exist. SIGTERM/SIGINT stop everything gracefully:
+jobs in progress finish (up to `stop_timeout`), unstarted ones stay in Redis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+import dramatiq
+from bson.codec_options import CodecOptions
+from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from mailbox_service.doctypes import load_registry
+from mailbox_service.log import configure_logging, get_logger
+from mailbox_service.notifications.actors import declare_actors
+from mailbox_service.notifications.broker import install_broker
+from mailbox_service.notifications.channels import CHANNELS, QUEUE
+from mailbox_service.notifications.delivery import Deliverer
+from mailbox_service.notifications.email import EmailRenderer
+from mailbox_service.notifications.outbox import TRANSITIONS, Outbox
+from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.notifications.recent import RecentDocuments
+from mailbox_service.notifications.smtp import SmtpSender
+from mailbox_service.notifications.sweep import OutboxSweep, SweepThread
+from mailbox_service.notifications.views import ViewWriter
+from mailbox_service.paths import templates_dir
+from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
+from mailbox_service.settings import MongoSettings, Settings, load_settings
+from mailbox_service.storage.mongo import Doc
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    processes: int = 1
+    threads: int = 8
+    queues: tuple[str, ...] = tuple(QUEUE[c] for c in CHANNELS)
+    sweep: bool = True
+
+
+def connect_blocking(settings: MongoSettings, pool_size: int) -> MongoClient[Doc]:
+    """A sync client for worker threads (same time-zone handling as storage/mongo.py)."""
+    return MongoClient(
+        settings.url,
+        tz_aware=True,
+        tzinfo=dt.UTC,
+        serverSelectionTimeoutMS=settings.timeout_ms,
+        connectTimeoutMS=settings.timeout_ms,
+        socketTimeoutMS=max(settings.timeout_ms * 6, 30_000),
+        maxPoolSize=max(pool_size, 4),
+        appname="mailbox-service-worker",
+    )
+
+
+def documents_collection(client: MongoClient[Doc], database: str) -> Collection[Doc]:
+    options: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
+    return client.get_database(database, codec_options=options)["documents"]
+
+
+OUTBOX_INDEXES = [
+    # The sweep and the admin list look documents up by one channel's status.
+    IndexModel([("notifications.email.status", ASCENDING)], name="notify_email_status"),
+    IndexModel([("notifications.realtime.status", ASCENDING)], name="notify_realtime_status"),
+    # Stats count per day of creation.
+    IndexModel([("created_at", ASCENDING)], name="created_at"),
+]
+
+
+def ensure_indexes(documents: Collection[Doc]) -> None:
+    """Create the outbox indexes if missing; an equivalent index under another name is fine."""
+    wanted = [(documents, index) for index in OUTBOX_INDEXES]
+    # The sweep deletes old log rows by time.
+    log_rows = documents.database[TRANSITIONS]
+    wanted.append((log_rows, IndexModel([("at", ASCENDING)], name="transition_at")))
+    for collection, index in wanted:
+        try:
+            collection.create_indexes([index])
+        except PyMongoError as exc:
+            log.info("outbox.index_skipped", index=index.document["name"], error=str(exc)[:200])
+
+
+@dataclass
+class WorkerRuntime:
+    """Everything one worker process holds; built once, closed on shutdown."""
+
+    settings: Settings
+    broker: dramatiq.Broker
+    mongo: MongoClient[Doc]
+    outbox: Outbox
+    queue: NotificationQueue
+    deliverer: Deliverer
+    emitter: BlockingRealtimeEmitter
+    smtp: SmtpSender
+    views: ViewWriter
+
+    @classmethod
+    def build(cls, settings: Settings, broker: dramatiq.Broker, threads: int) -> WorkerRuntime:
+        mongo = connect_blocking(settings.mongo, pool_size=threads + 2)
+        documents = documents_collection(mongo, settings.mongo.database)
+        views = ViewWriter(documents)
+        views.start()
+        outbox = Outbox(
+            documents,
+            lease=dt.timedelta(seconds=settings.notify.lease_s),
+            views=views,
+            recent=RecentDocuments(),
+        )
+        queue = NotificationQueue(broker)
+        emitter = BlockingRealtimeEmitter(settings.redis.url)
+        smtp = SmtpSender(settings.smtp)
+        renderer = EmailRenderer(
+            templates_dir() / "email",
+            portal_url=settings.portal_url,
+            default_locale=settings.notify.default_locale,
+        )
+        deliverer = Deliverer(
+            outbox=outbox,
+            queue=queue,
+            registry=load_registry(),
+            renderer=renderer,
+            smtp=smtp,
+            emitter=emitter,
+            settings=settings,
+        )
+        return cls(settings, broker, mongo, outbox, queue, deliverer, emitter, smtp, views)
+
+    def sweep(self) -> OutboxSweep:
+        notify = self.settings.notify
+        return OutboxSweep(
+            self.outbox,
+            self.queue,
+            grace=dt.timedelta(seconds=notify.sweep_grace_s),
+        )
+
+    def close(self) -> None:
+        self.views.close()  # after the worker threads: their last views get written
+        self.emitter.close()
+        self.mongo.close()
+
+
+@contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT (the handlers are restored afterwards)."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def serve_process(settings: Settings, options: WorkerOptions, index: int) -> None:
+    """One worker process until SIGTERM/SIGINT."""
+    with _stop_signals() as stop:
+        # The broker is installed before any actor is declared: the one global of a process.
+        broker = install_broker(settings.redis)
+        runtime = WorkerRuntime.build(settings, broker, options.threads)
+        declare_actors(broker, runtime.deliverer, settings.notify)
+        runs_sweep = options.sweep and index == 0
+        if runs_sweep:
+            ensure_indexes(runtime.outbox.documents)
+        broker.emit_after("process_boot")
+        worker = dramatiq.Worker(
+            broker,
+            queues=set(options.queues),
+            worker_threads=options.threads,
+            # An idle queue is polled at most this often (ms): bounds the pick-up latency.
+            worker_timeout=200,
+        )
+        worker.start()
+        sweeper = (
+            SweepThread(runtime.sweep(), settings.notify.sweep_interval_s) if runs_sweep else None
+        )
+        if sweeper:
+            sweeper.start()
+        log.info(
+            "worker.started",
+            process=index,
+            threads=options.threads,
+            queues=sorted(options.queues),
+            sweep=runs_sweep,
+        )
+        stop.wait()
+        if sweeper:
+            sweeper.stop()
+        stop_timeout_ms = int((settings.smtp.timeout_s * 2 + 5) * 1000)
+        worker.stop(timeout=stop_timeout_ms)
+        broker.close()
+        runtime.close()
+        log.info("worker.stopped", process=index)
+
+
+def _child_main(options: WorkerOptions, index: int) -> None:
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    serve_process(settings, options, index)
+
+
+def run(settings: Settings, options: WorkerOptions) -> None:
+    """Serve in this process (processes == 1) or supervise `processes` children."""
+    if options.processes == 1:
+        serve_process(settings, options, 0)
+        return
+    context = multiprocessing.get_context("spawn")
+    children: dict[int, multiprocessing.process.BaseProcess] = {}
+
+    def start(index: int) -> None:
+        child = context.Process(
+            target=_child_main, args=(options, index), name=f"worker-{index}", daemon=False
+        )
+        child.start()
+        children[index] = child
+
+    with _stop_signals() as stop:
+        for index in range(options.processes):
+            start(index)
+        while not stop.wait(1.0):
+            for index, child in list(children.items()):
+                if not child.is_alive():
+                    log.warning("worker.process_died", process=index, exitcode=child.exitcode)
+                    time.sleep(1.0)
+                    start(index)
+        for child in children.values():
+            if child.is_alive() and child.pid is not None:
+                child.terminate()  # SIGTERM: each child stops gracefully
+        for child in children.values():
+            child.join(timeout=settings.smtp.timeout_s * 2 + 10)
+            if child.is_alive():
+                child.kill()
