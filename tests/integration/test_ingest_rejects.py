@@ -315,3 +315,56 @@ async def test_control_characters_in_a_raw_file_name_are_replaced(
     doc = await services.documents.get(response.json()["id"])
     assert doc is not None
     assert doc["blob"]["filename"] == "in_voice_.pdf"
+
+
+def _raw_body(*parts: tuple[bytes, bytes]) -> bytes:
+    body = b""
+    for headers, content in parts:
+        body += b"--B1\r\n" + headers + b"\r\n\r\n" + content + b"\r\n"
+    return body + b"--B1--\r\n"
+
+
+_META = b'Content-Disposition: form-data; name="metadata"'
+_FILE = b'Content-Disposition: form-data; name="file"; filename="a.pdf"'
+
+
+@pytest.mark.parametrize(
+    ("parts", "status", "field"),
+    [
+        ([(_META, b"{}"), (_META, b"{}"), (_FILE, b"%PDF-1.4")], 400, "metadata"),
+        ([(_FILE, b"%PDF-1.4"), (_FILE, b"%PDF-1.4")], 400, "file"),
+        ([(b"Content-Type: text/plain", b"x")], 400, "multipart"),
+        ([(_META, b" " * (300 * 1024))], 413, "metadata"),
+    ],
+)
+async def test_malformed_parts_are_refused_naming_the_part(
+    client: Any, ingest_key: str, parts: list[tuple[bytes, bytes]], status: int, field: str
+) -> None:
+    response = await client.post(
+        "/v1/documents",
+        content=_raw_body(*parts),
+        headers={
+            "Authorization": f"Bearer {ingest_key}",
+            "Content-Type": "multipart/form-data; boundary=B1",
+        },
+    )
+    assert response.status_code == status, response.text
+    assert _error(response)["field"] == field
+
+
+async def test_unknown_parts_are_ignored(client: Any, ingest_key: str) -> None:
+    meta = json.dumps(invoice_metadata("A1")).encode()
+    body = _raw_body(
+        (b'Content-Disposition: form-data; name="comment"', b"printed by ERP"),
+        (_META, meta),
+        (_FILE, sample_pdf()),
+    )
+    response = await client.post(
+        "/v1/documents",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {ingest_key}",
+            "Content-Type": "multipart/form-data; boundary=B1",
+        },
+    )
+    assert response.status_code == 201, response.text
