@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from app_fixtures import invoice_metadata, sample_pdf, unique
-
 from mailbox_service.errors import Conflict, DependencyUnavailable
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.service import IngestOutcome, IngestService

@@ -5,6 +5,8 @@ capture and Socket.IO.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,9 @@ import pytest
 import socketio
 from litestar.testing import AsyncTestClient
 
-from app_fixtures import LiveServer, invoice_metadata, post_document, unique
+from app_fixtures import LiveServer, invoice_metadata, post_document, sample_pdf, unique
+from mailbox_service.ingestion.schemas import convert_metadata
+from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.server.portal_auth import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
@@ -132,6 +136,34 @@ async def test_notify_false_skips_both_channels(
         state = await channel_state(services, document_id, channel)
         assert state["status"] == "skipped"
         assert state["reason"] == "notify is false"
+
+
+async def test_backfilled_document_gets_no_notification(
+    services: Services, paperless_account: str, worker: WorkerProcess
+) -> None:
+    maildir = Maildir()
+    pdf = sample_pdf()
+    incoming = IncomingFile(
+        data=io.BytesIO(pdf),
+        filename="old.pdf",
+        size=len(pdf),
+        sha256=hashlib.sha256(pdf).hexdigest(),
+        content_type="application/pdf",
+    )
+    outcome = await services.ingest.accept(
+        convert_metadata(invoice_metadata(paperless_account)),
+        incoming,
+        source="archive",
+        origin="backfill",
+        notify=False,
+    )
+    document_id = outcome.document["_id"]
+    for channel in ("email", "realtime"):
+        state = await channel_state(services, document_id, channel)
+        assert state["status"] == "skipped"
+        assert state["reason"] == "backfilled without --notify"
+    await asyncio.sleep(1.0)
+    assert maildir.for_document(document_id) == []
 
 
 @pytest.mark.parametrize(
