@@ -136,8 +136,9 @@ def run(host: str, port: int, keep_stack: bool, profile: str) -> None:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(c for c in children if c.poll() is not None)
+        command = failed.args if isinstance(failed.args, list) else [failed.args]
         raise DependencyUnavailable(
-            f"{' '.join(map(str, failed.args))} exited ({failed.returncode})"
+            f"{' '.join(str(part) for part in command)} exited ({failed.returncode})"
         )
     except KeyboardInterrupt:
         click.echo("\nstopping…")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import anyio.to_thread
 import urllib3
@@ -85,7 +85,7 @@ class BlobStore:
             self._client.put_object(
                 self.bucket,
                 key,
-                data,
+                cast(BinaryIO, data),
                 length,
                 content_type=content_type,
                 metadata=metadata or {},  # type: ignore[arg-type]
