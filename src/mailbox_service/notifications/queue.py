@@ -23,40 +23,20 @@ class NotificationQueue:
 
     def enqueue_blocking(self, document_id: str, channels: Iterable[Channel]) -> bool:
         """Send one job per channel; False when the broker could not be reached."""
-        try:
-            for channel in channels:
-                self._broker.enqueue(
-                    dramatiq.Message(
-                        queue_name=QUEUE[channel],
-                        actor_name=ACTOR[channel],
-                        args=(document_id,),
-                        kwargs={},
-                        options={},
-                    )
-                )
-        except Exception as exc:
-            log.warning(
-                "notification.enqueue_failed",
-                document_id=document_id,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return False
-        return True
+        return all(self.enqueue_later(document_id, channel, 0) for channel in channels)
 
     def enqueue_later(self, document_id: str, channel: Channel, delay_ms: int) -> bool:
         """One job for `channel`, delivered to a worker no earlier than `delay_ms` from now
         (a retry's backoff); False when the broker could not be reached."""
+        message = dramatiq.Message(
+            queue_name=QUEUE[channel],
+            actor_name=ACTOR[channel],
+            args=(document_id,),
+            kwargs={},
+            options={},
+        )
         try:
-            self._broker.enqueue(
-                dramatiq.Message(
-                    queue_name=QUEUE[channel],
-                    actor_name=ACTOR[channel],
-                    args=(document_id,),
-                    kwargs={},
-                    options={},
-                ),
-                delay=max(0, delay_ms),
-            )
+            self._broker.enqueue(message, delay=max(0, delay_ms) or None)
         except Exception as exc:
             log.warning(
                 "notification.enqueue_failed",
