@@ -13,7 +13,10 @@ every email to land in the capture's maildir. Prints:
   * a raw baseline in the same run: the same composed message sent with plain smtplib, same
     thread count, one kept connection per thread, to the same capture;
   * where the time goes: the worker's own per-step timings, and CPU seconds per process
-    (worker, API, bench, and each stack server), to name the bottleneck.
+    (worker, API, bench, and each stack server), to name the bottleneck, and what one lookup
+    and one update by `_id` cost straight from the driver, with the server's plan.
+Runs in a database and a bucket of its own (`--database`, default `bench_notify` and
+`bench-notify`), emptied when the run starts, so neither test data nor earlier runs skew it.
 """
 
 from __future__ import annotations
@@ -386,6 +389,7 @@ async def bench(
         await services.collections.db[name].delete_many({})
     ctx = MigrationContext(settings, services.collections, services.blobs)
     await Migrator(ctx, migrations_dir()).apply_pending()
+    await services.blobs.ensure_bucket()  # the migration made it only on the first run
     account = f"bench-{uuid.uuid4().hex[:8]}"
     await services.accounts.update(
         account, by="bench", paperless=True, email=f"{account}@example.org", locale="de"
@@ -400,7 +404,7 @@ async def bench(
     )
     server: subprocess.Popen[bytes] | None = None
     url = None
-    ingestor_ids: list[str] = []
+    ingestor: Ingestor | None = None
     try:
         wait_for_line(worker, worker_log, b"worker.started")
         if args.via == "http":
@@ -409,7 +413,6 @@ async def bench(
             server = start(["serve", "--port", str(port)], tmp / "serve.log", env)
             wait_http(server, url, tmp / "serve.log")
         ingestor = Ingestor(services, account, key, url, tmp / "serve.log" if url else None)
-        ingestor_ids = ingestor.ids  # filled as documents are ingested, removed at the end
         maildir = Path(env["MAILBOX_STACK_MAILDIR"])
 
         # Warm up connections and caches on both sides; not measured.
@@ -437,7 +440,6 @@ async def bench(
         await wait_all(arrivals, ids, args.timeout)
         wall = (time.time_ns() - started_ns) / 1e9
         cpu_after = {name: cpu(name, pid) for name, pid in pids.items()}
-        await ingestor.close()
 
         arrived = [min(arrivals.by_document[i]) for i in ids if i in arrivals.by_document]
         duplicates = sum(len(arrivals.by_document.get(i, [])) > 1 for i in ids)
@@ -485,6 +487,28 @@ async def bench(
             f"{probe['update']:5.1f} ms   (ping {probe['ping']:.1f} ms; {probe['documents']} "
             f"documents; plan: {probe['plan']})"
         )
+        if args.drain:
+            stop(worker)
+            # Queue documents with no worker running, then time a fresh worker emptying the
+            # queue: the worker's own rate, without sharing the machine with ingestion.
+            queued = await ingestor.many(args.drain, args.concurrency, offset=WARMUP + args.count)
+            drain_log = tmp / "worker-drain.log"
+            drained = Arrivals(maildir, time.time_ns())
+            worker = start(
+                ["worker", "--processes", str(args.processes), "--threads", str(args.threads)],
+                drain_log,
+                env,
+            )
+            wait_for_line(worker, drain_log, b"worker.started")
+            drain_start = time.time_ns()
+            await wait_all(drained, queued, args.timeout)
+            last = max(min(drained.by_document[i]) for i in queued if i in drained.by_document)
+            rate = drained.count(queued) / ((last - drain_start) / 1e9)
+            total = await services.collections.documents.estimated_document_count()
+            print(
+                f"  worker alone             {rate:8.1f} emails/s  (draining {args.drain} queued "
+                f"documents, worker start to last email; {total} documents in the collection)"
+            )
         print("  worker step timings (mean ms)")
         for channel, steps in sorted(worker_timings(worker_log).items()):
             parts = "  ".join(f"{k.removesuffix('_ms')} {v:6.2f}" for k, v in steps.items())
@@ -500,8 +524,10 @@ async def bench(
         if server is not None:
             stop(server)
         stop(worker)
-        # The database stays for inspection; the next run empties it.
-        await asyncio.to_thread(remove_blobs, services, ingestor_ids)
+        # The database stays for inspection (the next run empties it); the files go now.
+        if ingestor is not None:
+            await ingestor.close()
+            await asyncio.to_thread(remove_blobs, services, ingestor.ids)
         await services.close()
 
 
@@ -514,6 +540,14 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--raw-count", type=int, default=2000)
+    parser.add_argument(
+        "--drain",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then queue N more documents with the worker stopped and time a fresh worker "
+        "draining them",
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
         "--database",
@@ -533,6 +567,8 @@ def main() -> None:
         **stack.env(),
         "MAILBOX_LOG_FORMAT": "json",
         "MAILBOX_MONGO_DATABASE": args.database,
+        # Its own bucket too: the bench's files never look like orphans of the test database.
+        "MAILBOX_S3_BUCKET": args.database.replace("_", "-"),
         "MAILBOX_PORTAL_URL": os.environ.get("MAILBOX_PORTAL_URL", "http://127.0.0.1:8000/portal"),
     }
     os.environ.update(env)
