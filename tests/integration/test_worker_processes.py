@@ -1,0 +1,31 @@
+"""`mailbox-service worker --processes 2`: a supervisor with two worker processes delivers,
+and SIGTERM stops all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from app_fixtures import invoice_metadata, post_document
+from mailbox_service.server.services import Services
+from notify_fixtures import Maildir, WorkerProcess, wait_mail
+
+
+async def test_two_processes_deliver_and_stop_together(
+    client: Any, ingest_key: str, services: Services, paperless_account: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(tmp_path, threads=2, args=("--processes", "2")).start(timeout=60)
+    assert worker.process is not None
+    try:
+        children = psutil.Process(worker.process.pid).children(recursive=True)
+        assert len(children) >= 2
+        response = await post_document(client, ingest_key, invoice_metadata(paperless_account))
+        assert response.status_code == 201
+        mails = await wait_mail(Maildir(), response.json()["id"], within=60)
+        assert len(mails) == 1
+    finally:
+        worker.stop()
+    assert worker.process.returncode is not None
+    assert not [child for child in children if child.is_running() and child.status() != "zombie"]
