@@ -77,13 +77,20 @@ _AT = re.compile(r"\s*-\s*at\s*`\$\.?([^`]*)`\s*$")
 
 
 def error_field(exc: msgspec.ValidationError, prefix: str = "") -> tuple[str, str]:
-    """Split msgspec's "Expected `int` - at `$.a.b`" into ("a.b", "Expected `int`")."""
+    """Split msgspec's "Expected `int` - at `$.a.b`" into ("a.b", "Expected `int`").
+
+    A missing field is reported by msgspec at its parent; name the field itself instead.
+    """
     text = str(exc)
     match = _AT.search(text)
     path = match.group(1) if match else ""
     path = re.sub(r"\[(\d+)\]", r".\1", path)
     message = _AT.sub("", text)
-    full = ".".join(p for p in (prefix, path) if p)
+    missing = None
+    if message.startswith("Object missing required field") and "`" in message:
+        missing = message.split("`")[1]
+        message = "field is required"
+    full = ".".join(p for p in (prefix, path, missing) if p)
     return full, message
 
 
@@ -103,8 +110,4 @@ def convert_metadata(value: dict[str, Any]) -> DocumentMetadata:
         return msgspec.convert(value, DocumentMetadata, strict=True)
     except msgspec.ValidationError as exc:
         field, message = error_field(exc)
-        if "Object missing required field" in message:
-            missing = message.split("`")[1] if "`" in message else ""
-            field = ".".join(p for p in (field, missing) if p)
-            message = "field is required"
         raise InvalidMetadata(f"{field or 'metadata'}: {message}", field=field or None) from None

@@ -69,10 +69,6 @@ def _validate_attributes(doctype: DocumentType, raw: dict[str, Any]) -> msgspec.
         return doctype.validate(raw)
     except msgspec.ValidationError as exc:
         field, message = error_field(exc, prefix="attributes")
-        if "Object missing required field" in message:
-            missing = message.split("`")[1] if "`" in message else ""
-            field = ".".join(p for p in (field, missing) if p)
-            message = "field is required"
         raise InvalidMetadata(f"{field}: {message}", field=field) from None
 
 

@@ -7,6 +7,7 @@ Redis is only a courier. When it is down, enqueue logs and returns: the notifica
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import anyio.to_thread
 import dramatiq
@@ -28,7 +29,7 @@ class NotificationQueue:
     def enqueue_later(self, document_id: str, channel: Channel, delay_ms: int) -> bool:
         """One job for `channel`, delivered to a worker no earlier than `delay_ms` from now
         (a retry's backoff); False when the broker could not be reached."""
-        message = dramatiq.Message(
+        message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=QUEUE[channel],
             actor_name=ACTOR[channel],
             args=(document_id,),

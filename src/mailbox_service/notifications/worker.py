@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from types import FrameType
 
 import dramatiq
-from bson.codec_options import CodecOptions
 from pymongo import ASCENDING, IndexModel, MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
@@ -40,7 +39,7 @@ from mailbox_service.notifications.views import ViewWriter
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.settings import MongoSettings, Settings, load_settings
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
 
 log = get_logger(__name__)
 
@@ -54,22 +53,16 @@ class WorkerOptions:
 
 
 def connect_blocking(settings: MongoSettings, pool_size: int) -> MongoClient[Doc]:
-    """A sync client for worker threads (same time-zone handling as storage/mongo.py)."""
+    """A sync client for worker threads, with the API's options (storage/mongo.py)."""
     return MongoClient(
         settings.url,
-        tz_aware=True,
-        tzinfo=dt.UTC,
-        serverSelectionTimeoutMS=settings.timeout_ms,
-        connectTimeoutMS=settings.timeout_ms,
-        socketTimeoutMS=max(settings.timeout_ms * 6, 30_000),
         maxPoolSize=max(pool_size, 4),
-        appname="mailbox-service-worker",
+        **client_options(settings, "mailbox-service-worker"),
     )
 
 
 def documents_collection(client: MongoClient[Doc], database: str) -> Collection[Doc]:
-    options: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
-    return client.get_database(database, codec_options=options)["documents"]
+    return client.get_database(database, codec_options=CODEC_OPTIONS)["documents"]
 
 
 OUTBOX_INDEXES = [

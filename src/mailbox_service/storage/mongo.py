@@ -20,17 +20,26 @@ from mailbox_service.settings import MongoSettings
 Doc = dict[str, Any]
 
 
+# Datetimes come back timezone-aware in UTC, for every client and every collection handle.
+CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
+
+
+def client_options(settings: MongoSettings, appname: str) -> dict[str, Any]:
+    """Options every client shares (async in the API, sync in the worker): UTC datetimes, and
+    timeouts that fail fast when the server is down instead of hanging a request or a job."""
+    return {
+        "tz_aware": True,
+        "tzinfo": dt.UTC,
+        "serverSelectionTimeoutMS": settings.timeout_ms,
+        "connectTimeoutMS": settings.timeout_ms,
+        "socketTimeoutMS": max(settings.timeout_ms * 6, 30_000),
+        "appname": appname,
+    }
+
+
 def connect(settings: MongoSettings) -> AsyncMongoClient[Doc]:
-    """A client that fails fast when the server is down instead of hanging a request."""
     return AsyncMongoClient(
-        settings.url,
-        tz_aware=True,
-        tzinfo=dt.UTC,
-        serverSelectionTimeoutMS=settings.timeout_ms,
-        connectTimeoutMS=settings.timeout_ms,
-        socketTimeoutMS=max(settings.timeout_ms * 6, 30_000),
-        uuidRepresentation="standard",
-        appname="mailbox-service",
+        settings.url, uuidRepresentation="standard", **client_options(settings, "mailbox-service")
     )
 
 
@@ -42,8 +51,7 @@ class Collections:
 
     @classmethod
     def of(cls, client: AsyncMongoClient[Doc], database: str) -> Collections:
-        options: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
-        return cls(client.get_database(database, codec_options=options))
+        return cls(client.get_database(database, codec_options=CODEC_OPTIONS))
 
     @property
     def documents(self) -> AsyncCollection[Doc]:
