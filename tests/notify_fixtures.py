@@ -17,10 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from app_fixtures import invoice_metadata, sample_pdf, stop_process
 from mailbox_service.ingestion.schemas import convert_metadata
@@ -213,3 +215,13 @@ async def make_pending(services: Services, document_id: str, channel: str, **sta
     await services.documents.collection.update_one(
         {"_id": document_id}, {"$set": {f"notifications.{channel}": fresh}}
     )
+
+
+@pytest.fixture(scope="module")
+def worker(
+    test_env: dict[str, str], services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One `mailbox-service worker` per test module (a module may kill and restart it)."""
+    process = WorkerProcess(tmp_path_factory.mktemp("worker")).start()
+    yield process
+    process.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,15 +29,6 @@ from notify_fixtures import (
 )
 
 PORTAL = "http://portal.test/portal"  # MAILBOX_PORTAL_URL of the test env
-
-
-@pytest.fixture(scope="module")
-def worker(
-    test_env: dict[str, str], services: Services, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(tmp_path_factory.mktemp("worker")).start()
-    yield process
-    process.stop()
 
 
 async def _post(client: AsyncTestClient[Any], key: str, meta: dict[str, Any]) -> str:

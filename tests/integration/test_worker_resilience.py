@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,15 +25,6 @@ from notify_fixtures import (
     wait_mail,
     wait_status,
 )
-
-
-@pytest.fixture(scope="module")
-def worker(
-    test_env: dict[str, str], services: Services, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(tmp_path_factory.mktemp("worker")).start()
-    yield process
-    process.stop()
 
 
 async def _post(client: AsyncTestClient[Any], key: str, account: str) -> str:
