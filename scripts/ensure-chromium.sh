@@ -8,7 +8,8 @@ set -euo pipefail
 CHROMIUM="${MAILBOX_CHROMIUM:-/usr/bin/chromium}"
 CHROMEDRIVER="${MAILBOX_CHROMEDRIVER:-/usr/bin/chromedriver}"
 
-have() { [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]]; }
+# pdftotext (poppler-utils) reads back the demo archive's PDFs in tests/unit/test_demo_archive.py.
+have() { [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]] && command -v pdftotext >/dev/null; }
 
 if ! have; then
   if [[ "$(id -u)" != 0 ]]; then
@@ -25,11 +26,11 @@ if ! have; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # fonts-dejavu-core: screenshots need at least one real font.
-  apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core poppler-utils >/dev/null
 fi
 
 if ! have; then
-  echo "ensure-chromium: installation did not produce $CHROMIUM and $CHROMEDRIVER" >&2
+  echo "ensure-chromium: installation did not produce $CHROMIUM, $CHROMEDRIVER and pdftotext" >&2
   exit 1
 fi
 echo "chromium:     $CHROMIUM"
