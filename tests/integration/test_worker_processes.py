@@ -28,4 +28,7 @@ async def test_two_processes_deliver_and_stop_together(
     finally:
         worker.stop()
     assert worker.process.returncode is not None
-    assert not [child for child in children if child.is_running() and child.status() != "zombie"]
+    # multiprocessing's resource tracker leaves when its pipe to the supervisor closes, a
+    # moment after the supervisor itself: allow a few seconds, then nothing may remain.
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not [child for child in alive if child.status() != psutil.STATUS_ZOMBIE]
