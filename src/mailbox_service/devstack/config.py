@@ -46,6 +46,18 @@ None of them is a server's usual port, so a system Redis/PostgreSQL/MongoDB can 
 
 STACK_DIR_VAR = "MAILBOX_STACK_DIR"
 DEFAULT_DIR_NAME = ".stack"
+CACHE_DIR_VAR = "MAILBOX_STACK_CACHE"
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """Per-user build cache: `$MAILBOX_STACK_CACHE`, else `$XDG_CACHE_HOME/mailbox-service`,
+    else `~/.cache/mailbox-service`. Outside the clone, so a fresh clone reuses the builds."""
+    explicit = env.get(CACHE_DIR_VAR, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path(env.get("HOME") or Path.home()) / ".cache"
+    return base / "mailbox-service"
 
 
 def port_env_var(key: str) -> str:
@@ -124,7 +136,10 @@ class StackConfig:
     profile: str
     """`dev` (make run / make stack-up) or `test` (pytest)."""
     root: Path
-    """The stack folder: binaries and Go caches directly below, one folder per profile."""
+    """The stack folder: one folder per profile (data, logs, pid files)."""
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
+    """Built servers and extensions, keyed by component and version, and the Go caches;
+    shared by every clone and profile of this user."""
     ports: Mapping[str, int] = field(default_factory=dict)
     """Listening port per key of PORT_KEYS, all on 127.0.0.1."""
     durable: bool = True
@@ -153,6 +168,7 @@ class StackConfig:
         return cls(
             profile=profile,
             root=root.resolve(),
+            cache_dir=default_cache_dir(env).resolve(),
             ports=_resolve_ports(profile, env),
             durable=not profile.startswith("test"),
         )
@@ -161,15 +177,14 @@ class StackConfig:
         """The port of a server (or `minio_console`)."""
         return self.ports[key]
 
-    @property
-    def bin_dir(self) -> Path:
-        """Built binaries (ferretdb, minio), shared by all profiles."""
-        return self.root / "bin"
+    def tool_dir(self, name: str, version: str) -> Path:
+        """Cache folder of one built component version (`ferretdb-v2.5.0`)."""
+        return self.cache_dir / f"{name}-{version}"
 
     @property
     def go_dir(self) -> Path:
-        """GOPATH and GOCACHE of the Go builds, shared by all profiles."""
-        return self.root / "go"
+        """GOPATH and GOCACHE of the Go builds (modules, fetched toolchains)."""
+        return self.cache_dir / "go"
 
     @property
     def profile_dir(self) -> Path:

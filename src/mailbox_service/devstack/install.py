@@ -1,10 +1,12 @@
 """Find, or fetch, the programs the stack runs.
 
 Redis and PostgreSQL come from Debian packages (installed with apt-get when we are root and they
-are missing). FerretDB and MinIO are built from pinned Go module versions into `<stack>/bin`:
-`go install` cannot be used because the module proxy answers its deprecation lookup with 403,
-so we download the module source and build inside it. A missing prerequisite is one line that
-says what to install, or to use `docker compose up` instead.
+are missing; the engine's PostgreSQL side is `engine.py`). FerretDB and MinIO are built from
+pinned Go module versions into the per-user cache, one folder per version. FerretDB is built
+with `go install <module>@<version>`, with the Go toolchain it was released with (the module
+proxy serves toolchains too); MinIO's module has replace directives, which `go install` refuses,
+so its source is downloaded and built in place. A missing prerequisite is one line that says
+what to install, or to use `docker compose up` instead.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ class GoTool:
     version: str
     package: str
     """Package to build, relative to the module root."""
-    extra_files: tuple[tuple[str, str], ...] = ()
-    """Files to add to the source before building (path relative to the module root, text).
-    When set, the module is copied out of the read-only module cache and built from the copy."""
+    toolchain: str = "local"
+    """GOTOOLCHAIN for the build: `local`, or a release fetched through the module proxy."""
+    go_install: bool = False
+    """Build with `go install module/package@version` (keeps the module's version in the
+    binary) instead of building inside the downloaded module."""
 
     @property
     def pin(self) -> str:
@@ -49,12 +53,12 @@ class GoTool:
 
 FERRETDB = GoTool(
     "ferretdb",
-    "github.com/FerretDB/FerretDB",
-    "v1.24.2",
+    "github.com/FerretDB/FerretDB/v2",
+    "v2.5.0",
     "./cmd/ferretdb",
-    # FerretDB embeds its version from a file its release tooling generates; the module zip
-    # lacks it and the binary panics at start without it.
-    extra_files=(("build/version/version.txt", "v1.24.2\n"),),
+    # v2.5.0 does not build with Go >= 1.25 (a file tagged !go1.25 defines setGOMAXPROCS).
+    toolchain="go1.24.6",
+    go_install=True,
 )
 MINIO = GoTool("minio", "github.com/minio/minio", "v0.0.0-20260212201848-7aac2a2c5b7c", ".")
 
@@ -98,30 +102,6 @@ def _existing(path: str) -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
-def _postgres_bin_dirs() -> list[Path]:
-    """Debian keeps each major version apart; prefer the newest."""
-    dirs = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
-
-    def major(path: Path) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", path.parent.name))
-
-    return sorted(dirs, key=major, reverse=True)
-
-
-def postgres_bin_dir(progress: Progress = _silent) -> Path:
-    """Folder holding initdb/postgres/pg_isready/psql, installing `postgresql` when missing."""
-    dirs = _postgres_bin_dirs()
-    if not dirs:
-        on_path = shutil.which("initdb")
-        if on_path:
-            return Path(on_path).parent
-        _apt_install("postgresql", "PostgreSQL (initdb)", progress)
-        dirs = _postgres_bin_dirs()
-    if not dirs:
-        raise PrerequisiteMissing("PostgreSQL's initdb is missing after installing `postgresql`")
-    return dirs[0]
-
-
 def go_binary() -> str:
     """The `go` command, if it is new enough to build the pinned servers."""
     found = shutil.which("go") or next(
@@ -147,59 +127,48 @@ def go_binary() -> str:
     return found
 
 
-def go_env(config: StackConfig) -> dict[str, str]:
-    """Keeps module and build caches inside the stack folder; never switches toolchains
-    (a toolchain download would hit the same blocked proxy lookups)."""
+def go_env(config: StackConfig, tool: GoTool) -> dict[str, str]:
+    """Module and build caches in the per-user cache; the tool's pinned toolchain."""
     return {
         **os.environ,
         "GOPATH": str(config.go_dir),
         "GOCACHE": str(config.go_dir / "cache"),
         "GOFLAGS": "-modcacherw",
-        "GOTOOLCHAIN": "local",
+        "GOTOOLCHAIN": tool.toolchain,
     }
 
 
-def _pin_path(config: StackConfig, tool: GoTool) -> Path:
-    return config.bin_dir / f".{tool.name}.pin"
+def tool_binary(config: StackConfig, tool: GoTool) -> Path:
+    return config.tool_dir(tool.name, tool.version) / "bin" / tool.name
 
 
-def _usable(config: StackConfig, tool: GoTool) -> bool:
-    """A binary is reused unless a pin file says it was built from another version.
-
-    A binary without a pin file (built by hand) is adopted only if `--version` runs, which
-    rejects half-written files and builds that panic at start.
-    """
-    binary = config.bin_dir / tool.name
+def _usable(binary: Path) -> bool:
+    """The binary runs `--version`; rejects half-written files and builds that panic."""
     if not os.access(binary, os.X_OK):
         return False
-    pin = _pin_path(config, tool)
-    if pin.exists():
-        return pin.read_text().strip() == tool.pin
     try:
         check = subprocess.run(
             [str(binary), "--version"], capture_output=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    if check.returncode != 0:
-        return False
-    pin.write_text(tool.pin + "\n")
-    return True
+    return check.returncode == 0
 
 
 def ensure_go_tool(config: StackConfig, tool: GoTool, progress: Progress = _silent) -> Path:
     """Path of the built server, building it first when needed (minutes on a cold cache).
 
-    A lock file makes a second process (a test run while `make run` starts) wait for the
-    build instead of starting the same build again.
+    The binary sits in a folder named after its version, so a version bump builds anew and
+    never runs a stale binary. A lock file makes a second process (a test run while
+    `make run` starts) wait for the build instead of starting the same build again.
     """
-    binary = config.bin_dir / tool.name
-    if _usable(config, tool):
+    binary = tool_binary(config, tool)
+    if binary.is_file():
         return binary
-    config.bin_dir.mkdir(parents=True, exist_ok=True)
-    with (config.bin_dir / f".{tool.name}.lock").open("w") as lock:
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with (binary.parent / f".{tool.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _usable(config, tool):
+        if binary.is_file():
             return binary
         _build(config, tool, progress)
     return binary
@@ -207,10 +176,35 @@ def ensure_go_tool(config: StackConfig, tool: GoTool, progress: Progress = _sile
 
 def _build(config: StackConfig, tool: GoTool, progress: Progress) -> None:
     go = go_binary()
-    env = go_env(config)
+    env = go_env(config, tool)
     config.go_dir.mkdir(parents=True, exist_ok=True)
-    build_log = config.go_dir / f"build-{tool.name}.log"
+    binary = tool_binary(config, tool)
+    build_log = binary.parent.parent / "build.log"
     progress(f"building {tool.name} {tool.version} with Go (first run only; log: {build_log})")
+    staging = binary.parent / f".build-{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    if tool.go_install:
+        command = [go, "install", "-trimpath", f"{tool.module}/{tool.package[2:]}@{tool.version}"]
+        env["GOBIN"] = str(staging)
+        cwd = str(staging)
+    else:
+        command = [go, "build", "-trimpath", "-o", str(staging / tool.name), tool.package]
+        cwd = _module_source(go, env, tool)
+    with build_log.open("w") as log:
+        result = subprocess.run(
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    built = staging / tool.name
+    if result.returncode != 0 or not _usable(built):
+        shutil.rmtree(staging, ignore_errors=True)
+        last = build_log.read_text().strip().splitlines()[-1:] or ["no output"]
+        raise PrerequisiteMissing(f"building {tool.name} failed (log: {build_log}): {last[0]}")
+    os.replace(built, binary)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _module_source(go: str, env: dict[str, str], tool: GoTool) -> str:
+    """Download the pinned module; the folder of its source in the module cache."""
     download = subprocess.run(
         [go, "mod", "download", "-json", tool.pin],
         env=env,
@@ -219,40 +213,7 @@ def _build(config: StackConfig, tool: GoTool, progress: Progress) -> None:
         check=False,
     )
     try:
-        source_dir = json.loads(download.stdout)["Dir"]
+        return str(json.loads(download.stdout)["Dir"])
     except (ValueError, KeyError):
         detail = (download.stderr or download.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PrerequisiteMissing(f"go mod download {tool.pin} failed: {detail[0]}") from None
-    if tool.extra_files:
-        source_dir = str(_patched_copy(config, tool, Path(source_dir)))
-    tmp = config.bin_dir / f".{tool.name}.{os.getpid()}.tmp"
-    with build_log.open("w") as log:
-        result = subprocess.run(
-            [go, "build", "-trimpath", "-o", str(tmp), tool.package],
-            cwd=source_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if result.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        last = build_log.read_text().strip().splitlines()[-1:] or ["no output"]
-        raise PrerequisiteMissing(f"building {tool.name} failed ({build_log}): {last[0]}")
-    os.replace(tmp, config.bin_dir / tool.name)
-    _pin_path(config, tool).write_text(tool.pin + "\n")
-
-
-def _patched_copy(config: StackConfig, tool: GoTool, source: Path) -> Path:
-    """A writable copy of the module source with `tool.extra_files` added."""
-    target = config.go_dir / "src" / f"{tool.name}@{tool.version}"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    for relative, text in tool.extra_files:
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            path.chmod(0o644)
-        path.write_text(text)
-    return target

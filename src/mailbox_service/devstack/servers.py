@@ -27,7 +27,7 @@ from pathlib import Path
 from minio import Minio
 from pymongo import MongoClient
 
-from mailbox_service.devstack import install
+from mailbox_service.devstack import engine, install
 from mailbox_service.devstack.config import StackConfig
 from mailbox_service.devstack.install import Progress
 from mailbox_service.devstack.process import ProcessSpec, ServerFailed
@@ -35,13 +35,15 @@ from mailbox_service.errors import PrerequisiteMissing
 
 HOST = "127.0.0.1"
 MONGO_DATABASE = "mailbox"
-"""Database the service uses inside FerretDB (FerretDB itself stores it in PostgreSQL db
-`ferretdb`)."""
+"""Database the service uses inside FerretDB (DocumentDB keeps every MongoDB database in
+PostgreSQL's `postgres` database, where the extension is created)."""
 S3_BUCKET = "documents"
 """Bucket the stack creates so `make run` can store files right away."""
-POSTGRES_DATABASE = "ferretdb"
+POSTGRES_DATABASE = "postgres"
 POSTGRES_OS_USER = "postgres"
 """PostgreSQL will not run as root; the Debian package creates this user."""
+ENGINE_MARK = "engine"
+"""File beside a cluster made for DocumentDB; a cluster without it was made by FerretDB 1."""
 
 
 def _base_env(home: Path) -> dict[str, str]:
@@ -145,7 +147,8 @@ class RedisServer(Server):
 
 
 class PostgresServer(Server):
-    """A private PostgreSQL cluster, only as FerretDB's storage; trust auth on 127.0.0.1."""
+    """A private PostgreSQL 15 cluster with DocumentDB, only as FerretDB's storage; trust auth
+    on 127.0.0.1. See `engine.py` for how the extensions get there."""
 
     name = "postgres"
     port_keys = ("postgres",)
@@ -166,7 +169,11 @@ class PostgresServer(Server):
         return POSTGRES_OS_USER if os.geteuid() == 0 else None
 
     def _bin(self, tool: str) -> str:
-        return str(install.postgres_bin_dir(self.progress) / tool)
+        return str(engine.PG_BIN / tool)
+
+    @property
+    def engine_mark(self) -> Path:
+        return self.data_dir / ENGINE_MARK
 
     def _hand_over(self, path: Path) -> None:
         """Make a folder ours-only for the user PostgreSQL runs as (it insists on 0700)."""
@@ -179,7 +186,8 @@ class PostgresServer(Server):
 
     def prepare(self) -> ProcessSpec:
         user = self.run_as()
-        bin_dir = install.postgres_bin_dir(self.progress)
+        bin_dir = engine.postgres_bin_dir(self.progress)
+        engine.EngineBuild(self.config.cache_dir, self.progress).ensure()
         if user:
             try:
                 pwd.getpwnam(user)
@@ -190,8 +198,14 @@ class PostgresServer(Server):
                 ) from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._hand_over(self.socket_dir)
+        if (self.cluster_dir / "PG_VERSION").exists() and not self.engine_mark.exists():
+            raise PrerequisiteMissing(
+                f"{self.cluster_dir} was made by the old engine (FerretDB 1, without "
+                f"DocumentDB): delete {self.data_dir} (or `make clean`) and start again"
+            )
         if not (self.cluster_dir / "PG_VERSION").exists():
             self._initdb(bin_dir)
+            self.engine_mark.write_text(f"documentdb {engine.DOCUMENTDB.version}\n")
         # A unix socket path is limited to ~107 bytes; deep project paths go TCP-only.
         socket_dir = str(self.socket_dir) if len(str(self.socket_dir)) < 90 else ""
         argv = [
@@ -202,6 +216,8 @@ class PostgresServer(Server):
             "-c", f"unix_socket_directories={socket_dir}",
             "-c", "max_connections=200",
         ]  # fmt: skip
+        for setting, value in engine.POSTGRES_SETTINGS.items():
+            argv += ["-c", f"{setting}={value}"]
         if not self.config.durable:
             for setting in ("fsync=off", "synchronous_commit=off", "full_page_writes=off"):
                 argv += ["-c", setting]
@@ -266,18 +282,14 @@ class PostgresServer(Server):
         return result.stdout.strip()
 
     def after_start(self) -> None:
-        # a constant name, not user input
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{POSTGRES_DATABASE}'"  # noqa: S608
-        exists = self._psql(query)
-        if exists != "1":
-            self._psql(f"CREATE DATABASE {POSTGRES_DATABASE}")
+        self._psql("CREATE EXTENSION IF NOT EXISTS documentdb CASCADE")
 
     def describe(self) -> str:
         return f"postgres://postgres@{HOST}:{self.port}/{POSTGRES_DATABASE}"
 
 
 class FerretDBServer(Server):
-    """FerretDB 1.x speaking the MongoDB protocol, storing in the stack's PostgreSQL."""
+    """FerretDB 2 speaking the MongoDB protocol over the stack's PostgreSQL + DocumentDB."""
 
     name = "ferretdb"
     needs = ("postgres",)
@@ -291,14 +303,15 @@ class FerretDBServer(Server):
         pg_port = self.config.port("postgres")
         argv = [
             str(binary),
-            "--handler=postgresql",
             f"--postgresql-url=postgres://postgres@{HOST}:{pg_port}/{POSTGRES_DATABASE}",
             f"--listen-addr={HOST}:{self.port}",
             "--telemetry=disable",
             f"--state-dir={state}",
             # its debug endpoint defaults to a fixed port, which two stacks would fight over
             "--debug-addr=-",
-            "--log-level=info",
+            "--log-level=INFO",
+            # loopback only, like every server of the stack
+            "--no-auth",
         ]
         return self.spec(argv)
 
