@@ -23,6 +23,8 @@ pytest_plugins = ["app_fixtures", "notify_fixtures"]
 KEEP_STACK_VAR = "MAILBOX_TEST_KEEP_STACK"
 # test1..test9: a private stack per concurrent test run on one machine.
 PROFILE_VAR = "MAILBOX_TEST_STACK_PROFILE"
+# Any MongoDB-compatible server (genuine MongoDB, say) instead of the stack's FerretDB.
+MONGO_URL_VAR = "MAILBOX_TEST_MONGO_URL"
 
 
 def _progress(line: str) -> None:
@@ -34,7 +36,9 @@ def _progress(line: str) -> None:
 def stack() -> Iterator[Stack]:
     """The `test` stack, up for the whole session, its MAILBOX_* variables in os.environ."""
     test_stack = Stack(
-        StackConfig.for_profile(os.environ.get(PROFILE_VAR, "test")), progress=_progress
+        StackConfig.for_profile(os.environ.get(PROFILE_VAR, "test")),
+        progress=_progress,
+        mongo_url=os.environ.get(MONGO_URL_VAR) or None,
     )
     test_stack.up()
     patch = pytest.MonkeyPatch()

@@ -27,11 +27,22 @@ def test_profiles_use_different_ports() -> None:
 def test_default_root_is_dot_stack_in_the_project(tmp_path: Path) -> None:
     config = StackConfig.for_profile("test", project_root=tmp_path, env={})
     assert config.root == (tmp_path / ".stack").resolve()
-    assert config.bin_dir == config.root / "bin"
-    assert config.go_dir == config.root / "go"
     assert config.profile_dir == config.root / "test"
     assert config.log_path("redis") == config.root / "test" / "logs" / "redis.log"
     assert config.pid_path("minio") == config.root / "test" / "run" / "minio.pid"
+
+
+def test_builds_are_cached_per_user_outside_the_clone(tmp_path: Path) -> None:
+    home = {"HOME": str(tmp_path / "home")}
+    config = StackConfig.for_profile("test", project_root=tmp_path, env=home)
+    assert config.cache_dir == (tmp_path / "home" / ".cache" / "mailbox-service").resolve()
+    assert config.tool_dir("ferretdb", "v2.5.0") == config.cache_dir / "ferretdb-v2.5.0"
+    assert config.go_dir == config.cache_dir / "go"
+
+    xdg = StackConfig.for_profile("test", env={**home, "XDG_CACHE_HOME": str(tmp_path / "x")})
+    assert xdg.cache_dir == (tmp_path / "x" / "mailbox-service").resolve()
+    explicit = {**home, "MAILBOX_STACK_CACHE": str(tmp_path / "c"), "XDG_CACHE_HOME": "/x"}
+    assert StackConfig.for_profile("test", env=explicit).cache_dir == (tmp_path / "c").resolve()
 
 
 def test_project_root_is_found_from_the_package() -> None:

@@ -252,9 +252,10 @@ class EngineBuild:
 
 
 def _last_error(log_path: Path) -> str:
+    """The compiler's first error (what to fix), else make's last line."""
     lines = log_path.read_text(errors="replace").splitlines()
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no output"])[-1].strip()[:300]
+    errors = [line for line in lines if "error:" in line]
+    return (errors[:1] or lines[-1:] or ["no output"])[0].strip()[:300]
 
 
 def postgres_bin_dir(progress: Progress = _silent) -> Path:

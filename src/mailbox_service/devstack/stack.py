@@ -38,6 +38,8 @@ from mailbox_service.devstack.servers import (
 )
 from mailbox_service.errors import ConfigurationError, PrerequisiteMissing
 
+MONGO_ENGINE_SERVERS = ("postgres", "ferretdb")
+"""What a stack pointed at an external MongoDB does not run."""
 STOP_TIMEOUT = 15.0
 """Seconds a server gets to shut down cleanly before its process group is killed."""
 
@@ -60,9 +62,19 @@ def _silent(_line: str) -> None:
 class Stack:
     """The servers of one profile; see the module docstring."""
 
-    def __init__(self, config: StackConfig, progress: Progress | None = None) -> None:
+    def __init__(
+        self, config: StackConfig, progress: Progress | None = None, mongo_url: str | None = None
+    ) -> None:
+        """`mongo_url`: use this MongoDB-compatible server (genuine MongoDB, say) instead of
+        running PostgreSQL + FerretDB."""
         self.config = config
-        self.servers: dict[str, Server] = build_servers(config, progress or _silent)
+        self.mongo_url = mongo_url
+        self.names: tuple[str, ...] = tuple(
+            name for name in SERVER_NAMES if not (mongo_url and name in MONGO_ENGINE_SERVERS)
+        )
+        """The servers this stack runs, in start order."""
+        built = build_servers(config, progress or _silent)
+        self.servers: dict[str, Server] = {name: built[name] for name in self.names}
         # Popen objects of servers started by this process, only to reap them when we stop them.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -74,13 +86,13 @@ class Stack:
         Returns once all servers answer their health probes.
         """
         with self._locked():
-            self._bring_up(SERVER_NAMES)
+            self._bring_up(self.names)
             self._write_env_file()
 
     def down(self) -> None:
         """Stop every server, dependants first; nothing of this stack keeps running."""
         with self._locked():
-            for name in reversed(SERVER_NAMES):
+            for name in reversed(self.names):
                 self._stop(name)
 
     def start(self, name: str) -> None:
@@ -110,7 +122,7 @@ class Stack:
     def status(self) -> list[ServerStatus]:
         """Pid and health of every server, in start order."""
         statuses = []
-        for name in SERVER_NAMES:
+        for name in self.names:
             server = self.servers[name]
             pid = running_pid(server.spec().pid_path)
             statuses.append(
@@ -131,7 +143,7 @@ class Stack:
         access_key, secret_key = minio.credentials()
         ports = self.config.ports
         return {
-            "MAILBOX_MONGO_URL": f"mongodb://{HOST}:{ports['ferretdb']}/",
+            "MAILBOX_MONGO_URL": self.mongo_url or f"mongodb://{HOST}:{ports['ferretdb']}/",
             "MAILBOX_MONGO_DATABASE": MONGO_DATABASE,
             "MAILBOX_S3_ENDPOINT": f"{HOST}:{ports['minio']}",
             "MAILBOX_S3_ACCESS_KEY": access_key,
@@ -149,7 +161,7 @@ class Stack:
         try:
             return self.servers[name]
         except KeyError:
-            known = ", ".join(SERVER_NAMES)
+            known = ", ".join(self.names)
             raise ConfigurationError(f"unknown stack server {name!r} (known: {known})") from None
 
     def _with_needs(self, name: str) -> list[str]:
@@ -160,7 +172,7 @@ class Stack:
             if current not in wanted:
                 wanted.add(current)
                 pending.extend(self.servers[current].needs)
-        return [n for n in SERVER_NAMES if n in wanted]
+        return [n for n in self.names if n in wanted]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
