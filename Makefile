@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help setup portal run test test-fast lint format bench stack-up stack-down clean
+.PHONY: help setup portal run test test-fast lint format bench stack-up stack-down clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -63,7 +63,10 @@ stack-up: setup ## start Redis, PostgreSQL+FerretDB, MinIO and SMTP capture; wri
 stack-down: setup ## stop the backing servers (data is kept)
 	$(UV) run mailbox-service dev stack-down
 
-clean: ## stop stacks and delete .stack (binaries, data) and .venv
+clean: ## stop stacks and delete .stack (data, logs) and .venv; the build cache stays
 	-$(UV) run mailbox-service dev stack-down
 	-$(UV) run mailbox-service dev stack-down --profile test
 	rm -rf .stack .venv .coverage* coverage.xml
+
+clean-cache: ## delete the per-user build cache (FerretDB, MinIO, DocumentDB builds)
+	rm -rf "$${MAILBOX_STACK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/mailbox-service}"
