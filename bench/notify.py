@@ -53,7 +53,6 @@ from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.log import configure_logging
 from mailbox_service.migrate import MigrationContext, Migrator
-from mailbox_service.notifications.outbox import TRANSITIONS
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
@@ -384,8 +383,7 @@ async def bench(
     args: argparse.Namespace, stack: Stack, settings: Settings, env: dict[str, str], tmp: Path
 ) -> None:
     services = Services.build(settings)
-    # Emptied, not dropped: dropDatabase has wedged FerretDB 1.24 (every later command hangs).
-    for name in ("documents", TRANSITIONS, "accounts", "api_keys"):
+    for name in ("documents", "accounts", "api_keys"):
         await services.collections.db[name].delete_many({})
     ctx = MigrationContext(settings, services.collections, services.blobs)
     await Migrator(ctx, migrations_dir()).apply_pending()

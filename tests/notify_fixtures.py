@@ -1,4 +1,5 @@
-"""Helpers for notification tests: the SMTP capture's maildir, a real worker process, polling.
+"""Helpers for notification tests: the SMTP capture's maildir, a real worker process, polling,
+and an in-process Deliverer wired like the worker's.
 
 The stack's SMTP capture writes one `.eml` per accepted message into MAILBOX_STACK_MAILDIR,
 named `<arrival ns>-<pid>-<seq>.eml`; `Maildir` reads only files newer than its creation, so
@@ -8,6 +9,7 @@ mail from earlier tests (or sessions, the stack is kept) never counts.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email
 import email.policy
 import hashlib
@@ -22,13 +24,26 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
+from dramatiq import Message
+from dramatiq.brokers.stub import StubBroker
+from pymongo.collection import Collection
 
 from app_fixtures import invoice_metadata, sample_pdf, stop_process
+from mailbox_service.doctypes import load_registry
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
+from mailbox_service.notifications.delivery import Deliverer
+from mailbox_service.notifications.email import EmailRenderer
+from mailbox_service.notifications.outbox import Outbox
+from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.notifications.smtp import SmtpSender
+from mailbox_service.paths import templates_dir
+from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.server.services import Services
-from mailbox_service.storage.mongo import utcnow
+from mailbox_service.settings import Settings
+from mailbox_service.storage.mongo import Doc, utcnow
 
 T = TypeVar("T")
 
@@ -201,6 +216,25 @@ async def store_document(
     return outcome.document
 
 
+async def pending_email(
+    services: Services, documents: Collection[Doc], account: str, address: str | None = None
+) -> str:
+    """An ingested document, copied into `documents` (a test module's own database, out of
+    reach of any worker's sweep) with email `pending`."""
+    doc = await store_document(services, account, notify=False)
+    doc["notifications"]["email"] = {
+        "status": "pending",
+        "attempts": 0,
+        "error": None,
+        "reason": None,
+        "at": utcnow(),
+    }
+    if address is not None:
+        doc["delivery"]["email"] = address
+    await asyncio.to_thread(documents.insert_one, doc)
+    return str(doc["_id"])
+
+
 async def make_pending(services: Services, document_id: str, channel: str, **state: Any) -> None:
     """Put a channel back to a fresh `pending` without enqueueing anything (no worker sees it
     unless the test hands it over)."""
@@ -225,3 +259,51 @@ def worker(
     process = WorkerProcess(tmp_path_factory.mktemp("worker")).start()
     yield process
     process.stop()
+
+
+class Harness:
+    """A Deliverer wired like the worker's, with a StubBroker queue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        documents: Collection[Doc],
+        *,
+        templates: Path | None = None,
+        lease: dt.timedelta | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = StubBroker()
+        for queue in ("email", "realtime"):
+            self.broker.declare_queue(queue)
+        self.queue = NotificationQueue(self.broker)
+        self.outbox = Outbox(
+            documents,
+            lease=lease or dt.timedelta(seconds=settings.notify.lease_s),
+        )
+        self.emitter = BlockingRealtimeEmitter(settings.redis.url)
+        self.deliverer = Deliverer(
+            outbox=self.outbox,
+            queue=self.queue,
+            registry=load_registry(),
+            renderer=EmailRenderer(
+                templates or templates_dir() / "email", portal_url=settings.portal_url
+            ),
+            smtp=SmtpSender(settings.smtp),
+            emitter=self.emitter,
+            settings=settings,
+        )
+
+    def enqueued(self, queue: str) -> list[Message[Any]]:
+        return [Message.decode(raw) for raw in list(self.broker.queues[queue].queue)]
+
+    def close(self) -> None:
+        self.emitter.close()
+
+
+def with_smtp_port(settings: Settings, port: int, **notify: Any) -> Settings:
+    return msgspec.structs.replace(
+        settings,
+        smtp=msgspec.structs.replace(settings.smtp, port=port),
+        notify=msgspec.structs.replace(settings.notify, **notify),
+    )

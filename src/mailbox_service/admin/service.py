@@ -17,7 +17,6 @@ from typing import Any
 
 import msgspec
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from mailbox_service.admin.schemas import (
     ChannelState,
@@ -28,18 +27,9 @@ from mailbox_service.admin.schemas import (
     NotificationStats,
     ResendResult,
 )
-from mailbox_service.errors import BadRequest, Conflict, NotFound
+from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.channels import CHANNELS, STATUSES, Channel
-from mailbox_service.notifications.outbox import (
-    MAX_FOLLOW,
-    TRANSITIONS,
-    field,
-    is_resendable,
-    resend_state,
-    transition_key,
-    transition_record,
-    version_of,
-)
+from mailbox_service.notifications.outbox import AsyncOutbox, field
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.server.services import Services
 from mailbox_service.storage.mongo import Doc, utcnow
@@ -168,14 +158,18 @@ def _item(doc: Doc) -> NotificationItem:
 
 
 class NotificationAdmin:
-    def __init__(self, documents: AsyncCollection[Doc], queue: NotificationQueue) -> None:
+    def __init__(
+        self, documents: AsyncCollection[Doc], queue: NotificationQueue, outbox: AsyncOutbox
+    ) -> None:
         self.documents = documents
-        self.transitions: AsyncCollection[Doc] = documents.database[TRANSITIONS]
         self.queue = queue
+        self.outbox = outbox
 
     @classmethod
     def of(cls, services: Services) -> NotificationAdmin:
-        return cls(services.documents.collection, services.queue)
+        documents = services.documents.collection
+        lease = dt.timedelta(seconds=services.settings.notify.lease_s)
+        return cls(documents, services.queue, AsyncOutbox(documents, lease=lease))
 
     async def stats(
         self, since: dt.datetime | None = None, until: dt.datetime | None = None
@@ -245,54 +239,12 @@ class NotificationAdmin:
         next_cursor = encode_cursor(docs[-1]["created_at"], docs[-1]["_id"]) if more else None
         return NotificationPage([_item(doc) for doc in docs], next_cursor)
 
-    async def _latest(
-        self, document_id: str, channel: Channel, view: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """The channel's state per the transition log (the view on the document may lag)."""
-        state = dict(view or {})
-        for _ in range(MAX_FOLLOW):
-            row = await self.transitions.find_one(
-                {"_id": transition_key(document_id, channel, version_of(state))}, {"state": 1}
-            )
-            if row is None:
-                break
-            state = dict(row["state"])
-        return state
-
     async def resend(self, document_id: str, channel: str | None, by: str) -> ResendResult:
-        """Reset `channel` of the document to a fresh `pending` and enqueue it."""
+        """Reset `channel` of the document to a fresh `pending` and enqueue it.
+
+        NotFound for an unknown document; Conflict for email of a printed document, or while
+        a worker holds a live lease on the channel (it would then be delivered twice)."""
         chosen = parse_channel(channel)
-        doc = await self.documents.find_one(
-            {"_id": document_id}, {"delivery": 1, f"notifications.{chosen}": 1}
-        )
-        if doc is None:
-            raise NotFound(f"no document {document_id!r}")
-        if chosen == "email" and (doc.get("delivery") or {}).get("mode") == "print":
-            raise Conflict(
-                "this document is delivered on paper (the account has no paperless consent or "
-                "the type is not digital); no email is sent for it",
-                field="channel",
-            )
-        state = await self._latest(
-            document_id, chosen, (doc.get("notifications") or {}).get(chosen)
-        )
-        now = utcnow()
-        busy = Conflict(
-            f"the {chosen} notification is being delivered right now; try again shortly",
-            field="channel",
-        )
-        if not is_resendable(state, now):
-            raise busy
-        # Leaving this state version is a once-only event, like a worker's claim (outbox.py).
-        new = resend_state(state, now, by)
-        try:
-            await self.transitions.insert_one(
-                transition_record(document_id, chosen, new, f"resend by {by}", now)
-            )
-        except DuplicateKeyError:
-            raise busy from None
-        await self.documents.update_one(
-            {"_id": document_id}, {"$set": {f"notifications.{chosen}": new}}
-        )
+        await self.outbox.resend(document_id, chosen, by)
         enqueued = await self.queue.enqueue(document_id, [chosen])
         return ResendResult(document_id, chosen, "pending", enqueued)

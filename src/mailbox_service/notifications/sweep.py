@@ -7,12 +7,11 @@ case the outbox still says `pending` or `sending`, so the worker periodically lo
 - `pending` overdue by more than `notify.sweep_grace_s` (and not waiting for a later retry),
 - `sending` whose lease expired (its worker died or stalled),
 
-checks each against the transition log (a view may just be behind: then it is repaired, not
-requeued) and enqueues the ones really lost. The worker's claim does the rest: it takes over an
-expired lease, or marks the channel `failed` once its attempts are used up. Re-enqueueing a job
-that was not lost after all is harmless: the claim lets only one through. A job re-enqueued by
-this sweep is not re-enqueued again within the grace period (remembered in memory: after a
-restart, at most one extra duplicate). Each round also deletes log rows past their retention.
+and enqueues them again. The worker's claim does the rest: it takes over an expired lease, or
+marks the channel `failed` once its attempts are used up. Re-enqueueing a job that was not lost
+after all is harmless: the claim is a compare-and-set on the document and lets only one
+through. A job re-enqueued by this sweep is not re-enqueued again within the grace period
+(remembered in memory: after a restart, at most one extra duplicate).
 """
 
 from __future__ import annotations
@@ -21,12 +20,12 @@ import datetime as dt
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import CHANNELS, Channel
-from mailbox_service.notifications.outbox import Outbox, is_lost, version_of
+from mailbox_service.notifications.outbox import Outbox, version_of
 from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 
@@ -37,7 +36,6 @@ class SweepReport:
     """Per channel: jobs enqueued again."""
     broker_down: bool = False
     """The round stopped early because Redis did not take a job."""
-    transitions_forgotten: int = 0
 
     @property
     def total(self) -> int:
@@ -80,18 +78,17 @@ class OutboxSweep:
                 if len(found) < self.batch:
                     break
                 after = str(found[-1]["_id"])
-        report.transitions_forgotten = self.outbox.forget_old_transitions()
         if report.total:
             log.info("outbox.swept", requeued=dict(report.requeued))
         return report
 
-    def _recover(self, doc: dict[str, Any], channel: Channel) -> int | None:
-        """Requeue one job if it is really lost: 1 if requeued, 0 if not, None if Redis refused."""
+    def _recover(self, doc: Doc, channel: Channel) -> int | None:
+        """Requeue one lost job unless this sweep just did: 1 if requeued, 0 if not, None if
+        Redis refused."""
         document_id = str(doc["_id"])
-        state = self.outbox.current(document_id, channel, doc["notifications"][channel])
         now = self.outbox.clock()
-        key = (document_id, channel, version_of(state))
-        if not is_lost(state, now, self.grace) or key in self._enqueued:
+        key = (document_id, channel, version_of(doc["notifications"][channel]))
+        if key in self._enqueued:
             return 0
         if not self.queue.enqueue_blocking(document_id, [channel]):
             return None

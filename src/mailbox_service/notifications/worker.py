@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from types import FrameType
 
 import dramatiq
-from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import PyMongoError
 
 from mailbox_service.doctypes import load_registry
 from mailbox_service.log import configure_logging, get_logger
@@ -30,12 +29,10 @@ from mailbox_service.notifications.broker import install_broker
 from mailbox_service.notifications.channels import CHANNELS, QUEUE
 from mailbox_service.notifications.delivery import Deliverer
 from mailbox_service.notifications.email import EmailRenderer
-from mailbox_service.notifications.outbox import TRANSITIONS, Outbox
+from mailbox_service.notifications.outbox import Outbox, ensure_indexes
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.notifications.recent import RecentDocuments
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.notifications.sweep import OutboxSweep, SweepThread
-from mailbox_service.notifications.views import ViewWriter
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.settings import MongoSettings, Settings, load_settings
@@ -65,28 +62,6 @@ def documents_collection(client: MongoClient[Doc], database: str) -> Collection[
     return client.get_database(database, codec_options=CODEC_OPTIONS)["documents"]
 
 
-OUTBOX_INDEXES = [
-    # The sweep and the admin list look documents up by one channel's status.
-    IndexModel([("notifications.email.status", ASCENDING)], name="notify_email_status"),
-    IndexModel([("notifications.realtime.status", ASCENDING)], name="notify_realtime_status"),
-    # Stats count per day of creation.
-    IndexModel([("created_at", ASCENDING)], name="created_at"),
-]
-
-
-def ensure_indexes(documents: Collection[Doc]) -> None:
-    """Create the outbox indexes if missing; an equivalent index under another name is fine."""
-    wanted = [(documents, index) for index in OUTBOX_INDEXES]
-    # The sweep deletes old log rows by time.
-    log_rows = documents.database[TRANSITIONS]
-    wanted.append((log_rows, IndexModel([("at", ASCENDING)], name="transition_at")))
-    for collection, index in wanted:
-        try:
-            collection.create_indexes([index])
-        except PyMongoError as exc:
-            log.info("outbox.index_skipped", index=index.document["name"], error=str(exc)[:200])
-
-
 @dataclass
 class WorkerRuntime:
     """Everything one worker process holds; built once, closed on shutdown."""
@@ -99,20 +74,12 @@ class WorkerRuntime:
     deliverer: Deliverer
     emitter: BlockingRealtimeEmitter
     smtp: SmtpSender
-    views: ViewWriter
 
     @classmethod
     def build(cls, settings: Settings, broker: dramatiq.Broker, threads: int) -> WorkerRuntime:
         mongo = connect_blocking(settings.mongo, pool_size=threads + 2)
         documents = documents_collection(mongo, settings.mongo.database)
-        views = ViewWriter(documents)
-        views.start()
-        outbox = Outbox(
-            documents,
-            lease=dt.timedelta(seconds=settings.notify.lease_s),
-            views=views,
-            recent=RecentDocuments(),
-        )
+        outbox = Outbox(documents, lease=dt.timedelta(seconds=settings.notify.lease_s))
         queue = NotificationQueue(broker)
         emitter = BlockingRealtimeEmitter(settings.redis.url)
         smtp = SmtpSender(settings.smtp)
@@ -130,7 +97,7 @@ class WorkerRuntime:
             emitter=emitter,
             settings=settings,
         )
-        return cls(settings, broker, mongo, outbox, queue, deliverer, emitter, smtp, views)
+        return cls(settings, broker, mongo, outbox, queue, deliverer, emitter, smtp)
 
     def sweep(self) -> OutboxSweep:
         notify = self.settings.notify
@@ -141,7 +108,6 @@ class WorkerRuntime:
         )
 
     def close(self) -> None:
-        self.views.close()  # after the worker threads: their last views get written
         self.emitter.close()
         self.mongo.close()
 
