@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
+import venv
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +16,47 @@ import pytest
 
 from app_fixtures import cli, sample_pdf, start_live_server, stop_process, unique
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "insurance-policy-doctype"
+REPO = Path(__file__).parents[2]
+EXAMPLE = REPO / "examples" / "insurance-policy-doctype"
+MAKE_UV = REPO / ".stack" / "tools" / "bin" / "uv"
+"""Where `make setup` installs uv when there is none on the PATH (see the Makefile)."""
+
+
+def _uv() -> str | None:
+    """The uv that `make test` runs us with (`uv run` exports $UV), else the one the Makefile
+    would use: on the PATH, or its own under .stack/tools. A fresh machine has only the last."""
+    for candidate in (os.environ.get("UV"), shutil.which("uv"), str(MAKE_UV)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def install_example(target: Path, scratch: Path) -> None:
+    """Install the example plugin into `target`, as a real package (built by its backend).
+
+    With uv when there is one (it has the build backend cached from building this project);
+    otherwise with pip from a scratch venv, since this project's venv has no pip of its own.
+    """
+    uv = _uv()
+    if uv is not None:
+        installer = [uv, "pip", "install", "--python", sys.executable]
+    else:
+        venv.create(scratch, with_pip=True)
+        installer = [str(scratch / "bin" / "python"), "-m", "pip", "install"]
+        installer.append("--disable-pip-version-check")
+    result = subprocess.run(
+        [*installer, "--quiet", "--no-deps", "--target", str(target), str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{' '.join(installer)} failed:\n{result.stderr}"
 
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("plugin-site")
-    subprocess.run(
-        ["uv", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(EXAMPLE)],
-        check=True,
-        capture_output=True,
-    )
+    install_example(target, tmp_path_factory.mktemp("installer-venv"))
     return target
 
 
