@@ -48,11 +48,14 @@ from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
+from mailbox_service.storage.documents import source_key
 
 MiB = 1024 * 1024
 RAW_COLLECTION = "bench_raw_documents"
 RAW_BATCH = 500
 """Documents per insert_many in the baseline: big enough to amortise the round trip."""
+RAW_SOURCE = "bench-raw"
+"""The baseline's source: its documents need the unique `source_key` like real ones."""
 
 
 @dataclass
@@ -214,7 +217,10 @@ async def raw_baseline(
             relative = meta.pop("file")
             key = f"bench-raw/{run}/{meta['source_ref']}"
             size = await anyio.to_thread.run_sync(put, key, root / relative)
-            batch.append({"_id": key, **meta, "blob": {"key": key, "size": size}})
+            unique_key = source_key(RAW_SOURCE, meta["source_ref"])
+            batch.append(
+                {"_id": key, **meta, "source_key": unique_key, "blob": {"key": key, "size": size}}
+            )
             documents += 1
             total_bytes += size
             if len(batch) >= RAW_BATCH:

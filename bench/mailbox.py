@@ -64,6 +64,7 @@ from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.server.portal_auth import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
+from mailbox_service.storage.documents import source_key
 from mailbox_service.storage.mongo import Doc
 
 DATABASE = "mailbox_bench"
@@ -117,6 +118,7 @@ class Documents:
             "type": doctype,
             "source": "bench",
             "source_ref": f"bench-{doc_id}",
+            "source_key": source_key("bench", f"bench-{doc_id}"),
             "account_id": account_id,
             "title": f"Invoice INV-{n:08d}" if doctype == "invoice" else f"Letter {n}",
             "attributes": {

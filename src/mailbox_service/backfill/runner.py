@@ -33,6 +33,7 @@ from mailbox_service.backfill.progress import ProgressDisplay
 from mailbox_service.backfill.report import ErrorLog, LineResult, Summary, Tally
 from mailbox_service.errors import ConfigurationError, DependencyUnavailable
 from mailbox_service.ingestion.service import IngestService
+from mailbox_service.storage.documents import SOURCE_KEY_INDEX
 
 __all__ = ["BackfillOptions", "drive", "preflight", "run_backfill", "stop_on_signals"]
 
@@ -82,21 +83,23 @@ async def drive(
 async def preflight(ingest: IngestService) -> None:
     """Fail before the first line when MongoDB or MinIO is unreachable or not migrated.
 
-    The unique (source, source_ref) index is what makes concurrent lines with one reference,
-    and reruns, safe; without it a backfill could store duplicates.
+    The unique index on `source_key` (source and source_ref in one field) is what makes
+    concurrent lines with one reference, and reruns, safe; without it a backfill could store
+    duplicates, and before migration 0004 stored documents have no key to be found by.
     """
     collection = ingest.documents.collection
     try:
         indexes = await collection.index_information()
     except PyMongoError as exc:
         raise DependencyUnavailable(f"mongodb: {type(exc).__name__}: {exc}") from exc
-    wanted = [("source", 1), ("source_ref", 1)]
+    wanted = [(k, int(d)) for k, d in SOURCE_KEY_INDEX.document["key"].items()]
     if not any(
         info.get("unique") and [(k, int(d)) for k, d in info["key"]] == wanted
         for info in indexes.values()
     ):
         raise ConfigurationError(
-            "documents has no unique (source, source_ref) index: run `mailbox-service migrate`"
+            "documents has no unique source_key index (the (source, source_ref) idempotency "
+            "key): run `mailbox-service migrate`"
         )
     await ingest.blobs.check()
 

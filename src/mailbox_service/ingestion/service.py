@@ -38,6 +38,7 @@ from mailbox_service.storage.documents import (
     DuplicateSourceRef,
     blob_key,
     new_document_id,
+    source_key,
 )
 from mailbox_service.storage.mongo import Doc, utcnow
 
@@ -243,6 +244,8 @@ class IngestService:
             "type": metadata.type,
             "source": source,
             "source_ref": metadata.source_ref,
+            # The unique idempotency key (see storage/documents.py).
+            "source_key": source_key(source, metadata.source_ref),
             "account_id": metadata.account_id,
             "title": metadata.title or checked.doctype.default_title(checked.attributes),
             "attributes": msgspec.to_builtins(checked.attributes),
@@ -330,7 +333,9 @@ class IngestService:
 
         fresh = list(first_of_ref.values())
         if look_up_first and fresh:
-            stored = await self._by_source_refs(source, [items[i][0].source_ref for i in fresh])
+            stored = await self.documents.by_source_refs(
+                source, [items[i][0].source_ref for i in fresh]
+            )
             for index in fresh:
                 if (existing := stored.get(items[index][0].source_ref)) is not None:
                     results[index] = self._replay_or_error(existing, checked[index].fingerprint)
@@ -454,7 +459,7 @@ class IngestService:
         if duplicates:
             # Lost to a stored document with the same reference: replay or conflict.
             try:
-                winners = await self._by_source_refs(
+                winners = await self.documents.by_source_refs(
                     source, [items[i][0].source_ref for i in duplicates]
                 )
             except Exception as exc:
@@ -472,10 +477,6 @@ class IngestService:
             if index not in refused:
                 results[index] = await self._announce(documents[index])
 
-    async def _by_source_refs(self, source: str, refs: list[str]) -> dict[str, Doc]:
-        cursor = self.documents.collection.find({"source": source, "source_ref": {"$in": refs}})
-        return {doc["source_ref"]: doc async for doc in cursor}
-
     async def _settle_unknown(self, documents: dict[int, Doc]) -> set[int]:
         """After an insert_many that failed midway: which items are stored. Blobs of the
         others are removed; if even that cannot be told, every blob stays for the sweep."""
@@ -484,7 +485,9 @@ class IngestService:
                 found = {
                     doc["_id"]
                     async for doc in self.documents.collection.find(
-                        {"_id": {"$in": [d["_id"] for d in documents.values()]}}, {"_id": 1}
+                        {"_id": {"$in": [d["_id"] for d in documents.values()]}},
+                        {"_id": 1},
+                        batch_size=len(documents) + 1,
                     )
                 }
             except Exception as exc:

@@ -2,16 +2,32 @@
 
 Notification state lives on the document itself (`notifications.<channel>`), which makes the
 collection the outbox: see notifications/outbox.py for the claim and status updates.
+
+Idempotency: (source, source_ref) is unique through one string field, `source_key`, with a
+single-field unique index. A compound unique index on the pair is what MongoDB would suggest,
+but on DocumentDB (the local and test engine) it builds in quadratic time and makes every
+insert slower as the collection grows; a single-field unique key stays flat (figures in
+docs/architecture.md, "Idempotency"). `_id` stays a random id because it appears in URLs and
+blob keys.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from mailbox_service.storage.mongo import Collections, Doc
+
+SOURCE_KEY_SEPARATOR = "\x1f"
+"""ASCII unit separator: neither a source name nor a source_ref can contain it (both are
+validated printable ASCII), so `source_key` is one-to-one with the pair."""
+
+SOURCE_KEY_INDEX = IndexModel([("source_key", ASCENDING)], unique=True, name="source_key_unique")
+"""Idempotency: one document per (source, source_ref). Created by migration 0004."""
 
 
 class DuplicateSourceRef(Exception):
@@ -26,6 +42,11 @@ def new_document_id() -> str:
 def blob_key(document_id: str) -> str:
     # A short hashed prefix spreads keys across MinIO's namespace.
     return f"documents/{document_id[:2]}/{document_id}"
+
+
+def source_key(source: str, source_ref: str) -> str:
+    """The unique key of (source, source_ref), stored on every document as `source_key`."""
+    return f"{source}{SOURCE_KEY_SEPARATOR}{source_ref}"
 
 
 class DocumentStore:
@@ -43,7 +64,16 @@ class DocumentStore:
             raise DuplicateSourceRef(str(exc)) from exc
 
     async def by_source_ref(self, source: str, source_ref: str) -> Doc | None:
-        return await self._docs.find_one({"source": source, "source_ref": source_ref})
+        return await self._docs.find_one({"source_key": source_key(source, source_ref)})
+
+    async def by_source_refs(self, source: str, refs: Iterable[str]) -> dict[str, Doc]:
+        """The stored documents of `source` among `refs`, by source_ref (one query)."""
+        keys = sorted({source_key(source, ref) for ref in refs})
+        if not keys:
+            return {}
+        # One batch: a backfill batch's references fit in it, and a getMore costs a round trip.
+        cursor = self._docs.find({"source_key": {"$in": keys}}, batch_size=len(keys) + 1)
+        return {doc["source_ref"]: doc async for doc in cursor}
 
     async def get(self, document_id: str) -> Doc | None:
         return await self._docs.find_one({"_id": document_id})
