@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jwt
 
 from app_fixtures import cli
+from mailbox_service.devstack import Stack, StackConfig
 
 SECRET = "cli-test-secret-0123456789abcdef0123456789"
 ENV = {"MAILBOX_AUTH_JWT_SECRET": SECRET, "MAILBOX_AUTH_ISSUER": "cli-test"}
@@ -54,3 +57,26 @@ def test_mint_rejects_a_malformed_account() -> None:
     )
     assert result.returncode != 0
     assert "--account" in result.stderr
+
+
+def test_the_stack_env_is_enough_to_mint_a_token(tmp_path: Path) -> None:
+    """`. .stack/env && mailbox-service tokens mint ...`: the env carries the stack's secret."""
+    config = StackConfig.for_profile("test9", env={"MAILBOX_STACK_DIR": str(tmp_path)})
+    env = Stack(config).env()
+    secret = env["MAILBOX_AUTH_JWT_SECRET"]
+    assert len(secret) >= 32
+    # Made once per stack and kept, readable by its owner only.
+    assert Stack(config).env()["MAILBOX_AUTH_JWT_SECRET"] == secret
+    secret_file = config.profile_dir / "jwt-signing-key"
+    assert secret_file.read_text().strip() == secret
+    assert secret_file.stat().st_mode & 0o077 == 0
+
+    result = cli("tokens", "mint", "--sub", "alice", "--account", "A1", env=env)
+    claims = jwt.decode(
+        result.stdout.strip(),
+        secret,
+        algorithms=["HS256"],
+        audience="mailbox",
+        issuer=env["MAILBOX_AUTH_ISSUER"],
+    )
+    assert claims["sub"] == "alice"

@@ -26,16 +26,7 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
 
-DEV_SIGNING_KEY_FILE = "jwt-signing-key"
 DEV_KEY_FILE = "ingest-key"
-
-
-def _dev_secret(stack: Stack) -> str:
-    """A per-machine development secret, kept with the stack's data, never in the repo."""
-    path = stack.config.profile_dir / DEV_SIGNING_KEY_FILE
-    if not path.exists():
-        _private_file(path, os.urandom(32).hex())
-    return path.read_text().strip()
 
 
 async def _prepare(known_key: str | None) -> str:
@@ -106,8 +97,9 @@ def run(host: str, port: int, keep_stack: bool, profile: str) -> None:
         StackConfig.for_profile(profile), progress=lambda line: click.echo(f"… {line}", err=True)
     )
     stack.up()
+    # The stack's env carries the JWT secret too: tokens minted after `. .stack/env`
+    # are accepted by this API.
     os.environ.update(stack.env())
-    os.environ.setdefault("MAILBOX_AUTH_JWT_SECRET", _dev_secret(stack))
     os.environ.setdefault("MAILBOX_DEMO_PORTAL", "1")
     url = f"http://{host}:{port}"
     os.environ.setdefault("MAILBOX_PORTAL_URL", f"{url}/portal")

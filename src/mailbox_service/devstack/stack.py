@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shlex
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -37,9 +38,12 @@ from mailbox_service.devstack.servers import (
     build_servers,
 )
 from mailbox_service.errors import ConfigurationError, PrerequisiteMissing
+from mailbox_service.settings import AuthSettings
 
 MONGO_ENGINE_SERVERS = ("postgres", "ferretdb")
 """What a stack pointed at an external MongoDB does not run."""
+SIGNING_KEY_FILE = "jwt-signing-key"
+"""In the profile folder: the HS256 secret `env()` hands to `dev run` and `tokens mint`."""
 STOP_TIMEOUT = 15.0
 """Seconds a server gets to shut down cleanly before its process group is killed."""
 
@@ -137,7 +141,9 @@ class Stack:
         return statuses
 
     def env(self) -> dict[str, str]:
-        """The `MAILBOX_*` variables that point the service at this stack."""
+        """The `MAILBOX_*` variables that point the service at this stack, and the portal-token
+        settings of its `dev run`, so a shell that sources the env file can use every command
+        (`tokens mint`, `keys create`, ...) against it."""
         minio = self.servers["minio"]
         assert isinstance(minio, MinioServer)
         access_key, secret_key = minio.credentials()
@@ -153,6 +159,8 @@ class Stack:
             "MAILBOX_SMTP_HOST": HOST,
             "MAILBOX_SMTP_PORT": str(ports["smtp"]),
             "MAILBOX_STACK_MAILDIR": str(self.config.maildir),
+            "MAILBOX_AUTH_JWT_SECRET": self._jwt_secret(),
+            "MAILBOX_AUTH_ISSUER": AuthSettings().issuer,
         }
 
     # -- internals --------------------------------------------------------------------------
@@ -252,8 +260,26 @@ class Stack:
     def _stop(self, name: str) -> None:
         terminate(self.servers[name].spec(), STOP_TIMEOUT, self._children.pop(name, None))
 
+    def _jwt_secret(self) -> str:
+        """The stack's HS256 secret for development portal tokens, made on first use and kept
+        beside its data (readable by us only), so tokens minted in one shell stay valid for
+        every `dev run` of this stack."""
+        path = self.config.profile_dir / SIGNING_KEY_FILE
+        with contextlib.suppress(FileNotFoundError):
+            secret = path.read_text().strip()
+            if secret:
+                return secret
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret + "\n")
+        os.replace(tmp, path)
+        return secret
+
     def _write_env_file(self) -> None:
-        """`export K=V` lines; readable by us only, as they hold the MinIO secret."""
+        """`export K=V` lines; readable by us only, as they hold the MinIO and JWT secrets."""
         path = self.config.env_file
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"export {key}={shlex.quote(value)}" for key, value in self.env().items()]
