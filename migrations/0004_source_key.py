@@ -49,10 +49,12 @@ async def add_source_keys(documents: Any, batch: int = WRITE_BATCH) -> int:
     updated = 0
     while True:
         query = missing if after is None else {**missing, "_id": {"$gt": after}}
+        # One reply per page (negative limit); were it cut short at 16 MiB, the next page
+        # simply starts after the last document received.
         page = (
             await documents.find(query, {"source": 1, "source_ref": 1})
             .sort("_id", ASCENDING)
-            .limit(batch)
+            .limit(-batch)
             .to_list()
         )
         if not page:
