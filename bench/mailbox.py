@@ -57,7 +57,13 @@ from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.mailbox.cursor import Position
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import ITEM_PROJECTION
-from mailbox_service.mailbox.service import SORT, list_query, unread_pipeline
+from mailbox_service.mailbox.service import (
+    SORT,
+    UNREAD_ROWS_BATCH,
+    list_query,
+    one_batch,
+    unread_pipeline,
+)
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.realtime.emitter import RealtimeEmitter
@@ -280,12 +286,15 @@ async def read_figures(
 
         return call
 
-    def raw_list(deep: bool) -> Call:
+    def raw_list(deep: bool, single_batch: bool = True) -> Call:
+        # What the API sends (one batch); without it DocumentDB runs a held cursor.
+        limit = one_batch(PAGE + 1) if single_batch else PAGE + 1
+
         async def call(i: int) -> None:
             k = i % len(probes)
             after = positions[k] if deep else None
             found = collection.find(list_query([probes[k]], ListFilters(), after), ITEM_PROJECTION)
-            await found.sort(SORT).limit(PAGE + 1).to_list()
+            await found.sort(SORT).limit(limit).to_list()
 
         return call
 
@@ -302,7 +311,9 @@ async def read_figures(
         await collection.find_one({"_id": middle[k], "account_id": probes[k]})
 
     async def raw_unread(i: int) -> None:
-        cursor = await collection.aggregate(unread_pipeline([probes[i % len(probes)]]))
+        cursor = await collection.aggregate(
+            unread_pipeline([probes[i % len(probes)]]), batchSize=UNREAD_ROWS_BATCH
+        )
         await cursor.to_list()
 
     samples = await interleaved(
@@ -310,6 +321,7 @@ async def read_figures(
         {
             "first page (API)": api("/v1/mailbox/documents"),
             "first page (raw)": raw_list(False),
+            "first page (multi)": raw_list(False, single_batch=False),
             "page 21 (API)": api("/v1/mailbox/documents", deep=True),
             "page 21 (raw)": raw_list(True),
             "unread (API)": api("/v1/mailbox/unread-count"),
@@ -318,7 +330,7 @@ async def read_figures(
             "by id (raw)": raw_detail,
         },
     )
-    labels = {"API": "API, HTTP", "raw": "raw pymongo"}
+    labels = {"API": "API, HTTP", "raw": "raw pymongo", "multi": "raw, limit(+21)"}
     figures = {}
     for name, values in samples.items():
         kind, source = name[:-1].split(" (")

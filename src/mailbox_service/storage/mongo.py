@@ -1,7 +1,9 @@
 """The MongoDB client and the collections the service uses.
 
-Only the subset of MongoDB that FerretDB 1.x also speaks is used: no transactions, change
-streams, TTL or partial indexes, `$lookup` or `$facet` (see docs/architecture.md).
+Only what genuine MongoDB and DocumentDB (FerretDB 2, the local and test engine) both do is
+used: no multi-document transactions, no change streams; write batches of at most 25,000
+operations; no compound unique indexes (slow on DocumentDB); and request-sized reads in one
+batch (see docs/architecture.md, "MongoDB: the common subset").
 """
 
 from __future__ import annotations
