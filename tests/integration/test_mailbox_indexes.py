@@ -299,7 +299,7 @@ OTHER_SHAPES = [
     Shape(
         "orphan sweep: does a document own this blob",
         lambda e: e.documents.has_blob_key(blob_key(f"{7:08d}" + "0" * 24)),
-        ("blob_key",),
+        ("_id_",),
     ),
     Shape(
         "worker, API: a document by id",

@@ -44,6 +44,11 @@ def blob_key(document_id: str) -> str:
     return f"documents/{document_id[:2]}/{document_id}"
 
 
+def document_id_of_blob(key: str) -> str:
+    """The id of the only document that can own the blob `key` (`blob_key` made it from it)."""
+    return key.rpartition("/")[2]
+
+
 def source_key(source: str, source_ref: str) -> str:
     """The unique key of (source, source_ref), stored on every document as `source_key`."""
     return f"{source}{SOURCE_KEY_SEPARATOR}{source_ref}"
@@ -83,4 +88,10 @@ class DocumentStore:
         return await self._docs.find_one({"_id": document_id, "account_id": {"$in": accounts}})
 
     async def has_blob_key(self, key: str) -> bool:
-        return await self._docs.find_one({"blob.key": key}, {"_id": 1}) is not None
+        """Whether a document owns the blob `key`. Every document's key is `blob_key` of its
+        id, so only the document whose id ends the key can own it: a lookup by `_id`, and
+        `blob.key` needs no index of its own (every index on `documents` is paid on every
+        write on DocumentDB; migration 0006 dropped it)."""
+        document_id = document_id_of_blob(key)
+        found = await self._docs.find_one({"_id": document_id, "blob.key": key}, {"_id": 1})
+        return found is not None
