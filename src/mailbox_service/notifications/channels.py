@@ -15,6 +15,11 @@ CHANNELS: tuple[Channel, ...] = ("email", "realtime")
 QUEUE = {"email": "email", "realtime": "realtime"}
 ACTOR = {"email": "deliver_email", "realtime": "deliver_realtime"}
 
+# Channels delivered under a lease (claim, deliver, record: exactly once unless a worker stops
+# between hand-over and record). The real-time event is delivered at least once without one
+# (read, deliver, record: one write instead of two); clients de-duplicate by document id.
+LEASED: dict[Channel, bool] = {"email": True, "realtime": False}
+
 Status = Literal["pending", "sending", "sent", "failed", "skipped"]
 """`sending` is the claimed state: one worker holds a lease on the channel until it records
 the outcome (see notifications/outbox.py)."""

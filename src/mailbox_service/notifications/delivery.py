@@ -4,6 +4,8 @@ claim (compare-and-set in the outbox) → shape the notification with the type's
 it to SMTP or to Socket.IO via Redis → record `sent`, a retry with backoff, `failed` or `skipped`.
 A job that cannot claim its channel does nothing: it is a duplicate (the sweep and a retry can
 both enqueue the same document), early (a retry is not due yet), or already done.
+The real-time channel skips the claim's write (`channels.LEASED`): it reads the document, emits,
+and records the outcome only if nobody changed the channel meanwhile; a race emits twice.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Literal
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
 from mailbox_service.log import get_logger
-from mailbox_service.notifications.channels import Channel
+from mailbox_service.notifications.channels import LEASED, Channel
 from mailbox_service.notifications.email import EmailRenderer, compose, envelope_sender, view_of
 from mailbox_service.notifications.failures import (
     DeliveryFailure,
@@ -139,7 +141,10 @@ class Deliverer:
         self, document_id: str, channel: Channel, act: Callable[[Claim], dict[str, Any]]
     ) -> Outcome:
         started = time.perf_counter()
-        claim = self.outbox.claim(document_id, channel, worker_name())
+        if LEASED[channel]:
+            claim = self.outbox.claim(document_id, channel, worker_name())
+        else:
+            claim = self.outbox.attempt(document_id, channel)
         claimed = time.perf_counter()
         if claim is None:
             log.debug("notification.not_claimed", document_id=document_id, channel=channel)
@@ -194,7 +199,10 @@ class Deliverer:
 
     @staticmethod
     def _record(claim: Claim, recorded: bool) -> None:
-        if not recorded:
+        if not recorded and not claim.leased:
+            # Another worker delivered it too and recorded first: a harmless duplicate.
+            log.info("notification.duplicate", document_id=claim.document_id, channel=claim.channel)
+        elif not recorded:
             # Our lease ran out and another worker took the job over: it records the outcome.
             log.warning(
                 "notification.lease_lost", document_id=claim.document_id, channel=claim.channel

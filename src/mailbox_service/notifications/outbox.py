@@ -121,8 +121,11 @@ def claim_change(token: str, worker: str, now: dt.datetime, lease: dt.timedelta)
     )
 
 
-def outcome_change(values: Mapping[str, Any]) -> ChannelChange:
-    return ChannelChange(set={**values, **_RELEASE}, inc={"version": 1})
+def outcome_change(values: Mapping[str, Any], *, counts_attempt: bool = False) -> ChannelChange:
+    """`counts_attempt`: the outcome of an attempt without a claim, which counts the attempt
+    itself (a claim counts it otherwise)."""
+    inc = {"version": 1, "attempts": 1} if counts_attempt else {"version": 1}
+    return ChannelChange(set={**values, **_RELEASE}, inc=inc)
 
 
 def resend_change(now: dt.datetime, by: str) -> ChannelChange:
@@ -246,6 +249,10 @@ class Claim:
     """The claimed (`sending`) state."""
     taken_over_from: str | None = None
     """The worker whose lease had expired, when this claim took its job over."""
+    leased: bool = True
+    """False for an attempt that wrote nothing before delivering (`Outbox.attempt`): `state`
+    is then the state read with `attempts` counted locally, and only the outcome is written,
+    on condition that the channel is still at the version read."""
 
     @property
     def document_id(self) -> str:
@@ -261,7 +268,11 @@ class Claim:
 
 
 def held(claim: Claim) -> Doc:
-    """The channel is still exactly as this claim left it (no one took the job over)."""
+    """The channel is still exactly as this claim left it (no one took the job over); for an
+    attempt without a lease: still exactly as it was read (no one recorded it meanwhile)."""
+    if not claim.leased:
+        read_version = claim.state.get("version")  # None matches an absent field too
+        return {"_id": claim.document_id, field(claim.channel, "version"): read_version}
     return {
         "_id": claim.document_id,
         field(claim.channel, "status"): "sending",
@@ -335,12 +346,23 @@ class _OutboxOperations:
         taken_over_from = previous.get("worker") if previous.get("status") == "sending" else None
         return Claim(before, channel, state, taken_over_from or None)
 
+    def _attempting(self, document_id: str, channel: Channel) -> Steps[Claim | None]:
+        now = self.clock()
+        doc = yield Call("find_one", {"filter": {"_id": document_id, **claimable(channel, now)}})
+        if doc is None:
+            return None  # done, not due, held by a worker's lease, or no such document
+        previous = dict((doc.get("notifications") or {}).get(channel) or {})
+        state = {**previous, "attempts": int(previous.get("attempts") or 0) + 1}
+        taken_over_from = previous.get("worker") if previous.get("status") == "sending" else None
+        return Claim(doc, channel, state, taken_over_from or None, leased=False)
+
     def _finishing(self, claim: Claim, values: Mapping[str, Any]) -> Steps[bool]:
+        change = outcome_change(values, counts_attempt=not claim.leased)
         done = yield Call(
             "find_one_and_update",
             {
                 "filter": held(claim),
-                "update": outcome_change(values).update(claim.channel),
+                "update": change.update(claim.channel),
                 "projection": {"_id": 1},
             },
         )
@@ -443,6 +465,13 @@ class Outbox(_OutboxOperations):
         (already done, not due, or another worker holds it)."""
         return run_blocking(self.documents, self._claiming(document_id, channel, worker))
 
+    def attempt(self, document_id: str, channel: Channel) -> Claim | None:
+        """Read the document if the channel is claimable, writing nothing: for a channel whose
+        delivery may happen twice (the real-time event; clients de-duplicate by document id).
+        Only the outcome is written, and only if nobody changed the channel meanwhile; two
+        workers racing both deliver, one records. Saves the claim's write."""
+        return run_blocking(self.documents, self._attempting(document_id, channel))
+
     def sent(self, claim: Claim, **extra: Any) -> bool:
         """Record success; False if the lease was lost meanwhile (someone else took over)."""
         values = self._sent(self.clock(), extra)
@@ -486,6 +515,9 @@ class AsyncOutbox(_OutboxOperations):
 
     async def claim(self, document_id: str, channel: Channel, worker: str) -> Claim | None:
         return await run_async(self.documents, self._claiming(document_id, channel, worker))
+
+    async def attempt(self, document_id: str, channel: Channel) -> Claim | None:
+        return await run_async(self.documents, self._attempting(document_id, channel))
 
     async def sent(self, claim: Claim, **extra: Any) -> bool:
         values = self._sent(self.clock(), extra)
