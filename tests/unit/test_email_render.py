@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import email.utils
+import re
 import shutil
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from mailbox_service.notifications.email import (
     RenderedEmail,
     RenderError,
     compose,
+    compose_wire,
     locale_chain,
     message_id,
 )
@@ -186,6 +190,59 @@ def test_composed_message_headers_and_parts() -> None:
     assert types == ["text/plain", "text/html"]  # no attachment: the PDF stays in the mailbox
     assert b"\r\n" in raw
     assert b"\n\n" not in raw.replace(b"\r\n", b"")
+
+
+def _reference(rendered: RenderedEmail, recipient_name: str | None) -> bytes:
+    """The message as the email package's EmailMessage builds it (how compose worked before
+    compose_wire wrote the bytes itself)."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = rendered.subject
+    msg["From"] = "Mailbox <no-reply@mail.example.com>"
+    msg["To"] = Address(display_name=recipient_name or "", username="erika", domain="example.org")
+    msg["Date"] = email.utils.format_datetime(NOW)
+    msg["Message-ID"] = message_id("doc42", "no-reply@mail.example.com")
+    msg["List-Unsubscribe"] = f"<{PORTAL}/accounts/ACC%207%2F%C3%BC/preferences>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Mailbox-Document-Id"] = "doc42"
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    msg["Content-Language"] = rendered.locale
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        RenderedEmail("Subject ü", "text €\n", "<p>html €</p>\n", "de"),  # 8bit
+        RenderedEmail("Plain subject", "plain\r\nascii\n", "<p>ok</p>", "en"),  # 7bit
+        RenderedEmail(  # long lines: quoted-printable; a long subject is folded
+            "Ihre Rechnung INV-2026-000123: 1.284,20 €, fällig am 15.12.2026",
+            "Guten Tag,\n\n" + "x" * 100 + " ä\n",
+            '<body style="margin:0;padding:0;background:#f4f5f7;font-family:Helvetica">ü</body>',
+            "de-AT",
+        ),
+        RenderedEmail("€" * 60, "€" * 300 + "\n", "\u2013" * 50, "en"),  # base64
+    ],
+)
+@pytest.mark.parametrize("name", ["Erika", None, "Erika Müller", "Dr. Erika, M.", "x" * 90])
+def test_compose_writes_what_email_message_writes(
+    rendered: RenderedEmail, name: str | None
+) -> None:
+    composed = compose_wire(
+        rendered,
+        sender="Mailbox <no-reply@mail.example.com>",
+        recipient="erika@example.org",
+        recipient_name=name,
+        document_id="doc42",
+        account_id="ACC 7/ü",
+        portal_url=PORTAL,
+        now=NOW,
+    )
+    boundary = re.compile(rb"={15}\d{19}==")
+    expected = boundary.sub(b"B", _reference(rendered, name))
+    assert boundary.sub(b"B", composed.data) == expected
+    assert composed.message_id == "<doc42.notification@mail.example.com>"
 
 
 def test_message_id_is_stable_per_document() -> None:

@@ -23,7 +23,12 @@ from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import LEASED, Channel
-from mailbox_service.notifications.email import EmailRenderer, compose, envelope_sender, view_of
+from mailbox_service.notifications.email import (
+    EmailRenderer,
+    compose_wire,
+    envelope_sender,
+    view_of,
+)
 from mailbox_service.notifications.failures import (
     DeliveryFailure,
     NotApplicable,
@@ -113,7 +118,7 @@ class Deliverer:
             doctype, view_of(doc), locale=delivery.get("locale"), recipient_name=recipient_name
         )
         smtp = self.settings.smtp
-        message = compose(
+        message = compose_wire(
             rendered,
             sender=smtp.sender,
             recipient=address,
@@ -123,8 +128,8 @@ class Deliverer:
             portal_url=self.settings.portal_url,
             now=self.clock(),
         )
-        self.smtp.send(message, envelope_from=envelope_sender(smtp.sender), recipient=address)
-        return {"message_id": message["Message-ID"], "locale": rendered.locale}
+        self.smtp.send(message.data, envelope_from=envelope_sender(smtp.sender), recipient=address)
+        return {"message_id": message.message_id, "locale": rendered.locale}
 
     def _emit_created(self, claim: Claim) -> dict[str, Any]:
         try:

@@ -14,15 +14,19 @@ attached: the email says a document is waiting and links to it in the portal.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.contentmanager import _encode_text  # type: ignore[attr-defined]
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import jinja2
@@ -210,6 +214,105 @@ def check_recipient(address: str) -> str:
         raise PermanentFailure(f"recipient address {address!r} is not a valid address") from None
 
 
+MAX_LINE = 78
+"""The SMTP policy's `max_line_length`: longer header lines are folded."""
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    """A composed message as it goes over the wire (CRLF line ends), and its Message-ID."""
+
+    message_id: str
+    data: bytes
+
+    def as_message(self) -> EmailMessage:
+        return cast(EmailMessage, BytesParser(policy=SMTP).parsebytes(self.data))
+
+
+def _header(name: str, value: str) -> str:
+    """One header line as `EmailMessage.as_bytes()` writes it with the SMTP policy: short
+    ASCII values as they are, anything else folded and RFC 2047-encoded by the policy."""
+    line = f"{name}: {value}\r\n"
+    if len(line) <= MAX_LINE + 2 and value.isascii():
+        return line
+    return str(SMTP.header_factory(name, value).fold(policy=SMTP))
+
+
+def _text_part(content: str, subtype: str, *, mime_version: bool) -> bytes:
+    """A text part as `set_content`/`add_alternative` make it: the transfer encoding chosen
+    by the same heuristics (7bit, 8bit, quoted-printable or base64)."""
+    cte, payload = _encode_text(content, "utf-8", None, SMTP)
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n'
+    if mime_version:  # add_alternative() gives the new part a MIME-Version of its own
+        head += "MIME-Version: 1.0\r\n"
+    body = payload.encode("ascii", "surrogateescape").replace(b"\n", b"\r\n")
+    return head.encode("ascii") + b"\r\n" + body
+
+
+def compose_wire(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    recipient_name: str | None,
+    document_id: str,
+    account_id: str,
+    portal_url: str,
+    now: dt.datetime,
+) -> ComposedEmail:
+    """Multipart text + HTML with a stable Message-ID and one-click unsubscribe headers.
+
+    Writes the bytes `EmailMessage(policy=SMTP)` would (same headers in the same order, same
+    parts and transfer encodings; tests/unit/test_email_render.py compares them) without
+    building the object tree: a third of the worker's CPU per email went into it."""
+    address = check_recipient(recipient)
+    local, _, domain = address.rpartition("@")
+    to = str(Address(display_name=recipient_name or "", username=local, domain=domain))
+    mid = message_id(document_id, sender)
+    text = _text_part(rendered.text, "plain", mime_version=False)
+    html = _text_part(rendered.html, "html", mime_version=True)
+    boundary = _boundary(text + html)
+    head = "".join(
+        [
+            _header("Subject", rendered.subject),
+            _header("From", sender),
+            _header("To", to),
+            _header("Date", format_datetime(now.astimezone(dt.UTC))),
+            _header("Message-ID", mid),
+            _header("List-Unsubscribe", f"<{preferences_url(portal_url, account_id)}>"),
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            "Auto-Submitted: auto-generated\r\n",
+            _header("X-Mailbox-Document-Id", document_id),
+            "MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
+            _header("Content-Language", rendered.locale),
+        ]
+    )
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    data = b"".join(
+        [
+            head.encode("ascii"),
+            b"\r\n",
+            delimiter,
+            text,
+            b"\r\n",
+            delimiter,
+            html,
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        ]
+    )
+    return ComposedEmail(mid, data)
+
+
+def _boundary(body: bytes) -> str:
+    """A boundary as the email package makes it, and like it checked against the content."""
+    while True:
+        token = random.randrange(sys.maxsize)  # noqa: S311 (a boundary, not a secret)
+        boundary = "=" * 15 + f"{token:019d}" + "=="
+        if f"--{boundary}".encode("ascii") not in body:
+            return boundary
+
+
 def compose(
     rendered: RenderedEmail,
     *,
@@ -221,25 +324,17 @@ def compose(
     portal_url: str,
     now: dt.datetime,
 ) -> EmailMessage:
-    """Multipart text + HTML with a stable Message-ID and one-click unsubscribe headers."""
-    address = check_recipient(recipient)
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = rendered.subject
-    msg["From"] = sender
-    local, _, domain = address.rpartition("@")
-    msg["To"] = Address(display_name=recipient_name or "", username=local, domain=domain)
-    msg["Date"] = format_datetime(now.astimezone(dt.UTC))
-    msg["Message-ID"] = message_id(document_id, sender)
-    unsubscribe = preferences_url(portal_url, account_id)
-    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Mailbox-Document-Id"] = document_id
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    # After the bodies: set_content() drops any Content-* header set before it.
-    msg["Content-Language"] = rendered.locale
-    return msg
+    """`compose_wire` as an EmailMessage (preview, tests); the worker sends the bytes."""
+    return compose_wire(
+        rendered,
+        sender=sender,
+        recipient=recipient,
+        recipient_name=recipient_name,
+        document_id=document_id,
+        account_id=account_id,
+        portal_url=portal_url,
+        now=now,
+    ).as_message()
 
 
 def envelope_sender(sender: str) -> str:

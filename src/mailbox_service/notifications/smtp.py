@@ -90,9 +90,10 @@ class SmtpSender:
         if conn is not None:
             self._quietly_close(conn)
 
-    def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
-        """Deliver to the relay; raise TransientFailure or PermanentFailure on refusal."""
-        data = message.as_bytes()
+    def send(self, message: EmailMessage | bytes, *, envelope_from: str, recipient: str) -> None:
+        """Deliver to the relay; raise TransientFailure or PermanentFailure on refusal.
+        `message` as an object or as its bytes with CRLF line ends."""
+        data = message if isinstance(message, bytes) else message.as_bytes()
         try:
             conn = getattr(self._local, "conn", None)
             reused = conn is not None
