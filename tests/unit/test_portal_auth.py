@@ -60,19 +60,19 @@ async def test_valid_hs256_token_gives_sub_and_accounts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("token_claims", "secret", "message"),
+    ("overrides", "secret", "message"),
     [
-        (claims(exp=int(dt.datetime.now(dt.UTC).timestamp()) - 3600), SECRET, "expired"),
-        (claims(aud="someone-else"), SECRET, "not meant for this service"),
-        (claims(iss="https://evil.example"), SECRET, "issuer"),
-        (claims(), "another-secret-of-sufficient-length-0000", "signature"),
-        (claims(exp=None), SECRET, "`exp`"),
-        (claims(aud=None), SECRET, "`aud`"),
-        (claims(sub=None), SECRET, "`sub`"),
-        (claims(accounts=None), SECRET, "accounts"),
-        (claims(accounts="A1"), SECRET, "accounts"),
-        (claims(accounts=["ok", "bad account id"]), SECRET, "accounts"),
-        (claims(sub=""), SECRET, "sub"),
+        ({"exp": -3600}, SECRET, "expired"),
+        ({"aud": "someone-else"}, SECRET, "not meant for this service"),
+        ({"iss": "https://evil.example"}, SECRET, "issuer"),
+        ({}, "another-secret-of-sufficient-length-0000", "signature"),
+        ({"exp": None}, SECRET, "`exp`"),
+        ({"aud": None}, SECRET, "`aud`"),
+        ({"sub": None}, SECRET, "`sub`"),
+        ({"accounts": None}, SECRET, "accounts"),
+        ({"accounts": "A1"}, SECRET, "accounts"),
+        ({"accounts": ["ok", "bad account id"]}, SECRET, "accounts"),
+        ({"sub": ""}, SECRET, "sub"),
     ],
     ids=[
         "expired",
@@ -89,9 +89,16 @@ async def test_valid_hs256_token_gives_sub_and_accounts() -> None:
     ],
 )
 async def test_bad_hs256_tokens_are_refused(
-    token_claims: dict[str, Any], secret: str, message: str
+    overrides: dict[str, Any], secret: str, message: str
 ) -> None:
-    token = jwt.encode(token_claims, secret, algorithm="HS256")
+    # Claims are made when the test runs, not when it is collected: a long suite run would
+    # otherwise let the "valid" expiry pass and every case fail as merely expired.
+    if isinstance(overrides.get("exp"), int):
+        overrides = {
+            **overrides,
+            "exp": int(dt.datetime.now(dt.UTC).timestamp()) + overrides["exp"],
+        }
+    token = jwt.encode(claims(**overrides), secret, algorithm="HS256")
     with pytest.raises(Unauthenticated, match=message):
         await TokenVerifier(HS_SETTINGS).verify(token)
 
