@@ -59,20 +59,14 @@ from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.mailbox.cursor import Position
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import ITEM_PROJECTION
-from mailbox_service.mailbox.service import (
-    SORT,
-    UNREAD_ROWS_BATCH,
-    list_query,
-    one_batch,
-    unread_pipeline,
-)
+from mailbox_service.mailbox.service import SORT, UNREAD_ROWS_BATCH, list_query, unread_pipeline
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.server.portal_auth import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
-from mailbox_service.storage.documents import source_key
+from mailbox_service.storage.documents import one_batch, source_key
 from mailbox_service.storage.mongo import Doc
 
 DATABASE = "mailbox_bench"
@@ -308,13 +302,13 @@ async def read_figures(
 
     def raw_list(deep: bool, single_batch: bool = True) -> Call:
         # What the API sends (one batch); without it DocumentDB runs a held cursor.
-        limit = one_batch(PAGE + 1) if single_batch else PAGE + 1
-
         async def call(i: int) -> None:
             k = i % len(probes)
             after = positions[k] if deep else None
             found = collection.find(list_query([probes[k]], ListFilters(), after), ITEM_PROJECTION)
-            await found.sort(SORT).limit(limit).to_list()
+            page = found.sort(SORT)
+            page = one_batch(page, PAGE + 1) if single_batch else page.limit(PAGE + 1)
+            await page.to_list()
 
         return call
 

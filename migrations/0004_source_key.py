@@ -34,7 +34,7 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 
 from mailbox_service.migrate import MigrationContext
-from mailbox_service.storage.documents import SOURCE_KEY_INDEX, source_key
+from mailbox_service.storage.documents import SOURCE_KEY_INDEX, one_batch, source_key
 
 WRITE_BATCH = 25_000
 """Updates per bulk write: DocumentDB's limit ("Write batch sizes must be between 1 and 25000")."""
@@ -49,14 +49,10 @@ async def add_source_keys(documents: Any, batch: int = WRITE_BATCH) -> int:
     updated = 0
     while True:
         query = missing if after is None else {**missing, "_id": {"$gt": after}}
-        # One reply per page (negative limit); were it cut short at 16 MiB, the next page
-        # simply starts after the last document received.
-        page = (
-            await documents.find(query, {"source": 1, "source_ref": 1})
-            .sort("_id", ASCENDING)
-            .limit(-batch)
-            .to_list()
-        )
+        # One reply per page; were it cut short at 16 MiB, the next page simply starts after
+        # the last document received.
+        found = documents.find(query, {"source": 1, "source_ref": 1}).sort("_id", ASCENDING)
+        page = await one_batch(found, batch).to_list()
         if not page:
             return updated
         result = await documents.bulk_write(

@@ -44,7 +44,7 @@ from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from mailbox_service.storage.accounts import AccountStore
 from mailbox_service.storage.api_keys import ApiKeyStore
-from mailbox_service.storage.documents import DocumentStore, blob_key, source_key
+from mailbox_service.storage.documents import DocumentStore, blob_key, one_batch, source_key
 from mailbox_service.storage.mongo import Collections, Doc, client_options
 
 NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -405,7 +405,7 @@ async def test_a_list_page_is_one_batch(explained: Explained, shape: ListShape) 
     (find,) = explained.log.named("find")
     # Asked for as one batch: DocumentDB then runs no resumable cursor (see mailbox/service.py).
     assert find.command.get("singleBatch") is True, find.command
-    assert find.command["limit"] == PAGE + 1
+    assert find.command["limit"] == find.command["batchSize"] == PAGE + 1
 
 
 async def test_following_next_cursor_is_one_batch_per_page(explained: Explained) -> None:
@@ -427,6 +427,14 @@ async def test_following_next_cursor_is_one_batch_per_page(explained: Explained)
         {"account_id": ACCOUNTS[4], "archived_at": None}
     )
     assert len(seen) == len(set(seen)) == stored > 2 * PAGE
+
+
+async def test_one_batch_holds_more_than_a_default_first_batch(explained: Explained) -> None:
+    """A single batch alone would stop at 101 documents and drop the rest."""
+    explained.log.clear()
+    found = explained.documents.collection.find({}, {"_id": 1}).sort("_id", 1)
+    assert len(await one_batch(found, 250).to_list()) == 250
+    single_batch(explained.log)
 
 
 async def test_a_backfill_lookup_is_one_batch(explained: Explained) -> None:

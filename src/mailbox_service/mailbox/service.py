@@ -35,7 +35,7 @@ from mailbox_service.mailbox.schemas import (
 from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.server.portal_auth.tokens import PortalUser
 from mailbox_service.storage.accounts import Account, AccountStore
-from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.documents import DocumentStore, one_batch
 from mailbox_service.storage.mongo import Doc, utcnow
 
 log = get_logger(__name__)
@@ -49,19 +49,6 @@ MAX_ID_LENGTH = 64
 
 class InvalidPreferences(InvalidMetadata):
     """A preferences body failed validation (422); `field` names the offending field."""
-
-
-def one_batch(n: int) -> int:
-    """`limit` for a query whose whole answer is one page of at most `n` documents.
-
-    Negative: the server answers in a single batch and closes the cursor. DocumentDB runs a
-    sorted find that may need a second batch as a persistent (held) PostgreSQL cursor, even
-    when the first batch turns out to hold everything; asked for a single batch it runs a
-    plain query. An account's page of 20 measured p99 20-25 ms the first way and 1.4 ms the
-    second (vendor/README.md). A page (at most MAX_LIMIT + 1 items of ITEM_PROJECTION) is far
-    below the 16 MiB a batch may hold, so nothing is cut off.
-    """
-    return -n
 
 
 def account_match(accounts: Sequence[str]) -> Any:
@@ -160,7 +147,7 @@ class MailboxService:
         if not accounts:
             return DocumentPage(items=[], next_cursor=None)
         found = self._docs.find(list_query(accounts, filters, after), ITEM_PROJECTION)
-        docs = await found.sort(SORT).limit(one_batch(limit + 1)).to_list()
+        docs = await one_batch(found.sort(SORT), limit + 1).to_list()
         next_cursor = None
         if len(docs) > limit:
             docs = docs[:limit]
