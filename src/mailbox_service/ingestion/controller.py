@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -53,11 +54,21 @@ class IngestionController(Controller):
         )
         try:
             metadata = decode_metadata(upload.metadata)
-            outcome = await services.ingest.accept(metadata, upload.file, source=api_key.source)
+            outcome = await services.ingest.accept(
+                metadata, upload.file, source=api_key.source, announce=False
+            )
         finally:
             upload.file.close()
+        # The notifications are queued once the answer is sent (still after the insert): the
+        # sender does not wait for Redis, and a lost enqueue is the outbox sweep's to repeat.
         return Response(
-            outcome.response, status_code=HTTP_201_CREATED if outcome.created else HTTP_200_OK
+            outcome.response,
+            status_code=HTTP_201_CREATED if outcome.created else HTTP_200_OK,
+            background=(
+                BackgroundTask(services.ingest.announce, outcome.document)
+                if outcome.created
+                else None
+            ),
         )
 
     @get(

@@ -166,12 +166,18 @@ class IngestService:
         origin: Origin = "api",
         notify: bool | None = None,
         look_up_first: bool = False,
+        announce: bool = True,
     ) -> IngestOutcome:
         """Store one document; an identical replay returns the stored one (created=False).
 
         Without `look_up_first` the unique index decides replays: the common case (a new
         document) then costs no extra query, and a replay costs one blob upload that is removed
         again. Callers that expect many replays (a resumed backfill) pass True.
+
+        With `announce=False` the caller queues the notifications of a created document itself,
+        with `announce(outcome.document)`, once it has answered: the HTTP door does, so the
+        sender does not wait for a Redis round trip whose outcome cannot change its answer (a
+        failed enqueue only logs; the outbox sweep re-enqueues whatever stays `pending`).
         """
         checked = self.check(metadata, file)
         if look_up_first:
@@ -220,7 +226,9 @@ class IngestService:
             await self._remove_blob(key)
             raise
 
-        return await self._announce(document)
+        if announce:
+            await self.announce(document)
+        return self._created(document)
 
     def _document(
         self,
@@ -276,8 +284,8 @@ class IngestService:
         }
         return document
 
-    async def _announce(self, document: Doc) -> IngestOutcome:
-        """After the insert: queue the pending notifications, log, answer `created`."""
+    async def announce(self, document: Doc) -> None:
+        """After the insert: queue the pending notifications and log the new document."""
         pending: list[Channel] = [
             ch for ch, state in document["notifications"].items() if state["status"] == "pending"
         ]
@@ -291,6 +299,8 @@ class IngestService:
             size=document["blob"]["size"],
             delivery=document["delivery"]["mode"],
         )
+
+    def _created(self, document: Doc) -> IngestOutcome:
         return IngestOutcome(True, response_for(document), document)
 
     async def accept_many(
@@ -475,7 +485,8 @@ class IngestService:
                     )
         for index in order:
             if index not in refused:
-                results[index] = await self._announce(documents[index])
+                await self.announce(documents[index])
+                results[index] = self._created(documents[index])
 
     async def _settle_unknown(self, documents: dict[int, Doc]) -> set[int]:
         """After an insert_many that failed midway: which items are stored. Blobs of the
