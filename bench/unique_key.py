@@ -7,23 +7,25 @@ The two ways to make (source, source_ref) unique, on the stack's engine (profile
 MAILBOX_BENCH_PROFILE), each in its own collection of database `bench_unique`:
   * compound: a unique index on (source, source_ref), what migrations 0001-0003 built;
   * single:   a unique index on `source_key` = "<source>\\x1f<source_ref>" (migration 0004).
-Both collections also carry the portal's list indexes (migration 0002) and `blob_key`, so only
-the uniqueness differs. For each size, ascending, each collection is filled to that size with
-bulk inserts while its unique index is dropped, the unique index is built again (timed: what a
-migration on a collection of that size pays), and then measured:
+Both collections also carry the portal's list indexes (migration 0002), so only the uniqueness
+differs (the figures in docs/architecture.md were measured while `blob_key` still existed).
+For each size, ascending, each collection is filled to that size with bulk inserts while its
+unique index is dropped, the unique index is built again (timed: what a migration on a
+collection of that size pays), and then measured:
   * insert_many: --probe new documents in batches of 500 (ordered=False), one batch in flight;
   * insert_one: --singles documents one after another, p50/p99;
   * a replay of a stored pair is refused with E11000 (the idempotency rule still holds);
   * find_one of a pair by its unique key, p50.
 The compound index is measured only up to --compound-up-to documents (50,000): on DocumentDB
-its build time grows with the square of the collection (465 s at 50,000 here; vendor/README.md
-measured 733 s at 200,000 on an idle machine), so beyond that its collection is only filled.
-At the largest size, migration 0004's steps then run on the compound collection (drop the
-compound index if built, add the key to every document in bulk writes of 25,000, build the
-single unique index).
+its build time grows with the square of the collection (242-465 s at 50,000 here; the shared
+vendor/README.md measured 733 s at 200,000 on an idle machine), so beyond that its collection
+is only filled. At the largest size, migration 0004's steps then run on the compound
+collection (drop the compound index if built, add the key to every document in bulk writes of
+25,000, build the single unique index).
 
-The database is dropped at the end (--keep-data keeps it). Expect 20-30 minutes on DocumentDB
-with the defaults on 2 cores: the compound index at 50,000 and the fills take most of it.
+The database is dropped at the end (--keep-data keeps it). Expect 30-45 minutes on DocumentDB
+with the defaults on 2 cores: the compound index at 50,000, the fills and the migration's
+200,000 updates take most of it.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def migration(name: str) -> Any:
 
 
 def secondary_indexes() -> list[IndexModel]:
-    indexes: list[IndexModel] = list(migration("0002").MAILBOX_INDEXES)
-    return [*indexes, IndexModel([("blob.key", ASCENDING)], name="blob_key")]
+    """The other indexes of `documents`: the portal's (0002; `blob_key` went in 0006)."""
+    return list(migration("0002").MAILBOX_INDEXES)
 
 
 class Documents:
