@@ -34,7 +34,8 @@ def test_too_old_go_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_package_without_apt_get_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(install, "_existing", lambda _path: None)
     with pytest.raises(PrerequisiteMissing) as info:
-        install._apt_install("redis-server", "redis-server", print)
+        install.redis_server(print)
     assert "install the Debian/Ubuntu package `redis-server`" in str(info.value)
     assert "docker compose up" in str(info.value)

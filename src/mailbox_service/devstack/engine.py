@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailbox_service.devstack import sources
+from mailbox_service.devstack import install, sources
 from mailbox_service.devstack.sources import DOCUMENTDB, PGVECTOR, SourceArchive
 from mailbox_service.errors import PrerequisiteMissing
 
@@ -123,22 +123,11 @@ def ensure_packages(progress: Progress = _silent) -> None:
     if not missing:
         return
     names = " ".join(missing)
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PrerequisiteMissing(
-            f"the storage engine needs Debian packages that are missing: {names} "
-            f"(install them with `apt-get install {names}`, or use `docker compose up`)"
-        )
-    progress(f"installing {names} with apt-get (first run only)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        # a fresh machine often has no package lists yet
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise PrerequisiteMissing(f"apt-get install {names} failed: {last[0]}")
+    refusal = (
+        f"the storage engine needs Debian packages that are missing: {names} "
+        f"(install them with `apt-get install {names}`, or use `docker compose up`)"
+    )
+    install.apt_install(missing, refusal, progress)
 
 
 class EngineBuild:

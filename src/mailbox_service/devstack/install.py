@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,16 +67,15 @@ def _silent(_line: str) -> None:
     """Default progress sink."""
 
 
-def _apt_install(package: str, what: str, progress: Progress) -> None:
-    """Install a Debian package, or say in one line what the user must install."""
+def apt_install(packages: Sequence[str], refusal: str, progress: Progress) -> None:
+    """Install Debian packages with apt-get; where we cannot (not root, no apt-get), raise
+    `refusal`, one line saying what the user must install."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PrerequisiteMissing(
-            f"{what} is missing: install the Debian/Ubuntu package `{package}` "
-            "(or your system's equivalent), or use `docker compose up` instead"
-        )
-    progress(f"installing {package} with apt-get (first run only)")
+        raise PrerequisiteMissing(refusal)
+    names = " ".join(packages)
+    progress(f"installing {names} with apt-get (first run only)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    command = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         # a fresh machine often has no package lists yet
@@ -84,14 +83,18 @@ def _apt_install(package: str, what: str, progress: Progress) -> None:
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise PrerequisiteMissing(f"apt-get install {package} failed: {last[0]}")
+        raise PrerequisiteMissing(f"apt-get install {names} failed: {last[0]}")
 
 
 def redis_server(progress: Progress = _silent) -> str:
     """Path of `redis-server`, installing the Debian package when missing."""
     found = shutil.which("redis-server") or _existing("/usr/bin/redis-server")
     if found is None:
-        _apt_install("redis-server", "redis-server", progress)
+        refusal = (
+            "redis-server is missing: install the Debian/Ubuntu package `redis-server` "
+            "(or your system's equivalent), or use `docker compose up` instead"
+        )
+        apt_install(["redis-server"], refusal, progress)
         found = shutil.which("redis-server") or _existing("/usr/bin/redis-server")
     if found is None:
         raise PrerequisiteMissing("redis-server is missing after installing it; check your PATH")
