@@ -58,6 +58,32 @@ def expected_order(docs: list[tuple[dt.datetime, str]]) -> list[str]:
     return [doc_id for _, doc_id in sorted(docs, reverse=True)]
 
 
+async def test_ties_on_issued_at_split_across_pages_keep_id_order(
+    client: AsyncTestClient[Any], settings: Settings, ingest_key: str
+) -> None:
+    """Five documents of one millisecond, between two others: every page size cuts the tie
+    somewhere, and each page starts strictly after the last item (by `_id`), never repeating
+    or skipping one; with a type filter too (another index shape)."""
+    account = unique("acct")
+    tied = T0 + dt.timedelta(days=5, milliseconds=7)
+    docs = [
+        (
+            T0 + dt.timedelta(days=9),
+            await ingest(client, ingest_key, account, issued_at=T0 + dt.timedelta(days=9)),
+        )
+    ]
+    for _ in range(5):
+        docs.append((tied, await ingest(client, ingest_key, account, issued_at=tied)))
+    docs.append((T0, await ingest(client, ingest_key, account, issued_at=T0)))
+    want = expected_order(docs)
+    token = portal_token(settings, account)
+    for limit in (1, 2, 3, 4, 6):
+        got = [item["id"] for item in await list_all(client, token, limit=limit)]
+        assert got == want, f"limit={limit}"
+        typed = await list_all(client, token, limit=limit, type="invoice")
+        assert [item["id"] for item in typed] == want, f"limit={limit} type=invoice"
+
+
 async def test_list_is_newest_first_and_pages_cover_everything_once(
     client: AsyncTestClient[Any], settings: Settings, inbox: dict[str, Any]
 ) -> None:
