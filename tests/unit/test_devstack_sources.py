@@ -35,21 +35,25 @@ def make_archive(path: Path, top: str, files: dict[str, bytes]) -> Path:
     return path
 
 
-@pytest.fixture
-def pinned(tmp_path: Path) -> SourceArchive:
-    """A source pinned to `FILES`, vendored in tmp_path/vendor."""
-    vendor = tmp_path / "vendor"
-    vendor.mkdir()
-    archive = make_archive(vendor / "ext-1.0.tar.gz", "ext-1.0", FILES)
+def vendored(vendor: Path, version: str, commit: str, files: dict[str, bytes]) -> SourceArchive:
+    """Write `ext-<version>.tar.gz` into `vendor` and pin a source to it, as the real ones are."""
+    vendor.mkdir(exist_ok=True)
+    archive = make_archive(vendor / f"ext-{version}.tar.gz", f"ext-{version}", files)
     return SourceArchive(
         name="ext",
-        version="1.0",
-        filename="ext-1.0.tar.gz",
-        commit="0" * 40,
+        version=version,
+        filename=archive.name,
+        commit=commit,
         url="http://127.0.0.1:9/unused.tar.gz",
         sha256=sources.file_sha256(archive),
         tree_sha256=sources.tree_digest(archive),
     )
+
+
+@pytest.fixture
+def pinned(tmp_path: Path) -> SourceArchive:
+    """A source pinned to `FILES`, vendored in tmp_path/vendor."""
+    return vendored(tmp_path / "vendor", "1.0", "0" * 40, FILES)
 
 
 @pytest.fixture
@@ -144,18 +148,7 @@ def test_a_truncated_cached_archive_is_named(pinned: SourceArchive, tmp_path: Pa
 
 
 def _extension_with_makefile(tmp_path: Path, makefile: bytes) -> engine.Extension:
-    vendor = tmp_path / "vendor"
-    vendor.mkdir(exist_ok=True)
-    archive = make_archive(vendor / "ext-2.0.tar.gz", "ext-2.0", {"Makefile": makefile})
-    source = SourceArchive(
-        name="ext",
-        version="2.0",
-        filename="ext-2.0.tar.gz",
-        commit="1" * 40,
-        url="http://127.0.0.1:9/unused.tar.gz",
-        sha256=sources.file_sha256(archive),
-        tree_sha256=sources.tree_digest(archive),
-    )
+    source = vendored(tmp_path / "vendor", "2.0", "1" * 40, {"Makefile": makefile})
     return engine.Extension(source, (".",))
 
 

@@ -134,7 +134,8 @@ def _verify_tree(source: SourceArchive, path: Path) -> None:
         )
 
 
-def _download(source: SourceArchive, target: Path, url: str) -> None:
+def _download(source: SourceArchive, target: Path) -> None:
+    url = source.url
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
@@ -171,7 +172,7 @@ def locate(source: SourceArchive, cache_dir: Path, env: Mapping[str, str] | None
     if cached.is_file():
         _verify_tree(source, cached)
         return cached
-    _download(source, cached, env.get(f"MAILBOX_STACK_{source.name.upper()}_URL") or source.url)
+    _download(source, cached)
     return cached
 
 
