@@ -1,0 +1,70 @@
+"""HTTP door of the audit trail: `GET /v1/admin/audit`, for API keys with `admin` scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from mailbox_service.audit.entry import ACTIONS
+from mailbox_service.audit.query import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters, AuditQuery
+from mailbox_service.audit.schemas import AuditPage
+from mailbox_service.server.auth import provide_admin_key
+from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.openapi import errors
+
+
+class AdminAuditController(Controller):
+    path = "/v1/admin/audit"
+    tags = ["admin"]
+    dependencies = {"api_key": Provide(provide_admin_key)}
+    security = [{"apiKey": []}]
+
+    @get(
+        "/",
+        operation_id="listAuditEntries",
+        responses=errors(
+            400,
+            401,
+            403,
+            429,
+            notes={400: "A filter, the limit or the cursor is malformed; `field` names it."},
+        ),
+    )
+    async def list_entries(
+        self,
+        services: ServicesDep,
+        api_key: ApiKeyDep,
+        account_id: Annotated[str | None, Parameter(description="Only this account.")] = None,
+        document_id: Annotated[str | None, Parameter(description="Only this document.")] = None,
+        actor: Annotated[
+            str | None,
+            Parameter(
+                description="Only this actor: a token `sub`, an API key id, `operator` or "
+                "`anonymous`."
+            ),
+        ] = None,
+        action: Annotated[
+            str | None, Parameter(description=f"Only this action: {', '.join(ACTIONS)}.")
+        ] = None,
+        since: Annotated[
+            str | None, Parameter(description="At or after (a date or an ISO 8601 time).")
+        ] = None,
+        limit: Annotated[
+            int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")
+        ] = DEFAULT_LIMIT,
+        cursor: Annotated[
+            str | None, Parameter(description="`next_cursor` of the previous page.")
+        ] = None,
+    ) -> AuditPage:
+        """Audit entries, newest first, one page at a time."""
+        filters = AuditFilters.parse(
+            account_id=account_id,
+            document_id=document_id,
+            actor=actor,
+            action=action,
+            since=since,
+        )
+        return await AuditQuery.of(services).page(filters, limit=limit, cursor=cursor)

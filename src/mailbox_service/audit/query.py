@@ -1,0 +1,134 @@
+"""Reading the audit trail: filters, newest first, keyset pages with signed cursors.
+
+Every filter shape has an index (migrations/0007_audit.py): one per filter field followed by
+the sort keys (at, _id), and (at, _id) alone for no filter. A query with several filters is
+served by the index of the most selective one (account, document, actor, then action) and the
+rest are checked on the rows it reads. The cursor is the portal's (`mailbox/cursor.py`): an
+HMAC-signed (at, _id) bound to a digest of the filters, and the next page starts after it with
+the same `$nor` form, so no range on `at` other than `since` reaches the index condition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from mailbox_service.admin.service import parse_time
+from mailbox_service.audit.entry import ACTIONS
+from mailbox_service.audit.schemas import AuditActor, AuditItem, AuditPage
+from mailbox_service.errors import BadRequest
+from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
+from mailbox_service.storage.documents import one_batch
+from mailbox_service.storage.mongo import Doc
+
+if TYPE_CHECKING:
+    from mailbox_service.server.services import Services
+
+SORT: list[tuple[str, int]] = [("at", DESCENDING), ("_id", DESCENDING)]
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_VALUE_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    account_id: str | None = None
+    document_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        account_id: str | None = None,
+        document_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+    ) -> AuditFilters:
+        """Checked filters; a bad one is a 400 naming its parameter."""
+        for name, value in (
+            ("account_id", account_id),
+            ("document_id", document_id),
+            ("actor", actor),
+        ):
+            if value is not None and not 0 < len(value) <= MAX_VALUE_LENGTH:
+                raise BadRequest(f"{name}: must be 1-{MAX_VALUE_LENGTH} characters", field=name)
+        if action is not None and action not in ACTIONS:
+            raise BadRequest(
+                f"action: unknown action {action[:64]!r}; known: {', '.join(ACTIONS)}",
+                field="action",
+            )
+        return cls(account_id, document_id, actor, action, parse_time(since, "since"))
+
+    def query(self) -> Doc:
+        query: Doc = {}
+        for name, value in (
+            ("account_id", self.account_id),
+            ("document_id", self.document_id),
+            ("actor_id", self.actor),
+            ("action", self.action),
+        ):
+            if value is not None:
+                query[name] = value
+        if self.since is not None:
+            query["at"] = {"$gte": self.since}
+        return query
+
+    def digest(self) -> str:
+        since = self.since.isoformat() if self.since else None
+        canonical = [self.account_id, self.document_id, self.actor, self.action, since]
+        return filters_digest(b"audit\x00" + msgspec.json.encode(canonical))
+
+
+def item_from(doc: Doc) -> AuditItem:
+    return AuditItem(
+        id=doc["_id"],
+        at=doc["at"],
+        action=doc["action"],
+        actor=msgspec.convert(doc["actor"], AuditActor),
+        account_id=doc.get("account_id"),
+        document_id=doc.get("document_id"),
+        client=doc.get("client"),
+        request_id=doc.get("request_id"),
+        details=doc.get("details"),
+        day=doc["day"],
+        seq=doc["seq"],
+        prev_hash=doc["prev_hash"],
+        hash=doc["hash"],
+    )
+
+
+class AuditQuery:
+    def __init__(self, entries: AsyncCollection[Doc], cursors: CursorSigner) -> None:
+        self._entries = entries
+        self._cursors = cursors
+
+    @classmethod
+    def of(cls, services: Services) -> AuditQuery:
+        return cls(services.collections.audit, services.cursors)
+
+    async def page(self, filters: AuditFilters, *, limit: int, cursor: str | None) -> AuditPage:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
+        digest = filters.digest()
+        query = filters.query()
+        if cursor:
+            after = self._cursors.decode(cursor, digest)
+            query["$nor"] = [
+                {"at": {"$gt": after.issued_at}},
+                {"at": after.issued_at, "_id": {"$gte": after.id}},
+            ]
+        docs = await one_batch(self._entries.find(query).sort(SORT), limit + 1).to_list()
+        next_cursor = None
+        if len(docs) > limit:
+            docs = docs[:limit]
+            next_cursor = self._cursors.encode(Position(docs[-1]["at"], docs[-1]["_id"]), digest)
+        return AuditPage(items=[item_from(doc) for doc in docs], next_cursor=next_cursor)
