@@ -44,6 +44,17 @@ TEST_ENV = {
     "MAILBOX_NOTIFY_MAX_BACKOFF_MS": "2000",
     "MAILBOX_NOTIFY_SWEEP_INTERVAL_S": "1",
     "MAILBOX_NOTIFY_SWEEP_GRACE_S": "2",
+    # The suite sends thousands of requests from one address and one token subject: budgets
+    # far above that keep the limiter on the path of every request without ever tripping it.
+    # The rate-limit tests build apps with small budgets of their own.
+    "MAILBOX_RATE_INGEST_PER_MINUTE": "1000000",
+    "MAILBOX_RATE_PORTAL_PER_MINUTE": "1000000",
+    "MAILBOX_RATE_ANONYMOUS_PER_MINUTE": "1000000",
+    "MAILBOX_RATE_SOCKETS_PER_ADDRESS": "10000",
+    "MAILBOX_RATE_SOCKETS_PER_USER": "10000",
+    # Workers started by tests open no metrics port unless the test asks for one: several
+    # test sessions share this machine, and a fixed port would be taken by the first.
+    "MAILBOX_METRICS_WORKER_PORT": "0",
 }
 
 

@@ -9,9 +9,12 @@ from typing import Any
 
 import socketio
 
+from mailbox_service.observability.request_id import RequestIdMiddleware
 from mailbox_service.realtime.server import create_socketio_server
 from mailbox_service.server.app import create_litestar
 from mailbox_service.server.portal_auth.tokens import TokenVerifier
+from mailbox_service.server.request_limits import RequestSizeLimit
+from mailbox_service.server.security_headers import SecurityHeaders
 from mailbox_service.settings import Settings, load_settings
 
 
@@ -20,4 +23,6 @@ def create_app(settings: Settings | None = None) -> Any:
     litestar_app = create_litestar(settings)
     # Lifespan events pass through to Litestar (ASGIApp forwards them when given no hooks).
     sio = create_socketio_server(settings, TokenVerifier(settings.auth))
-    return socketio.ASGIApp(sio, other_asgi_app=litestar_app, socketio_path="socket.io")
+    app = socketio.ASGIApp(sio, other_asgi_app=litestar_app, socketio_path="socket.io")
+    # Outermost but for the headers: every HTTP answer, a 404 included, carries its request id.
+    return SecurityHeaders(RequestIdMiddleware(RequestSizeLimit(app)))

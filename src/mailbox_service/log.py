@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from mailbox_service.observability.tracing import add_trace_ids
+
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key", "key_secret")
 
 
@@ -31,6 +33,7 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         _redact,
     ]
     renderer: Any = (

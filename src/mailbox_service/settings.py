@@ -78,6 +78,16 @@ class AuthSettings(msgspec.Struct, frozen=True):
     api_key_cache_s: float = 5.0
     """How long an API process trusts a key it has checked; a revocation takes effect on every
     node within this time. 0 checks MongoDB on every request."""
+    max_token_lifetime_s: int = 43200
+    """Longest portal token lifetime accepted (`exp - iat`, or `exp - now` without `iat`);
+    longer-lived tokens are refused, and `tokens mint --ttl` refuses more."""
+    step_up_acr: str = "mfa"
+    """Comma list of `acr` values that count as a step-up sign-in (a one-time code, say); the
+    content of a sensitive document type needs a token with one of them."""
+
+    @property
+    def step_up_acr_values(self) -> frozenset[str]:
+        return frozenset(v.strip() for v in self.step_up_acr.split(",") if v.strip())
 
 
 class LimitsSettings(msgspec.Struct, frozen=True):
@@ -85,6 +95,8 @@ class LimitsSettings(msgspec.Struct, frozen=True):
     """Largest accepted document file."""
     max_metadata_bytes: int = 256 * 1024
     """Largest accepted `metadata` part."""
+    max_json_bytes: int = 64 * 1024
+    """Largest accepted JSON request body (portal and admin API)."""
 
 
 class NotifySettings(msgspec.Struct, frozen=True):
@@ -105,6 +117,73 @@ class NotifySettings(msgspec.Struct, frozen=True):
     """Email locale when neither the recipient nor the account names one we have templates for."""
 
 
+class AuditSettings(msgspec.Struct, frozen=True):
+    enabled: bool = True
+    """Write the audit trail (`audit` collection). Off only for measurements."""
+    flush_interval_s: float = 1.0
+    """How often buffered audit entries are written; a crash loses at most this much."""
+    batch_size: int = 500
+    """Entries written per chain extension; a fuller buffer is flushed at once."""
+    max_buffer: int = 100_000
+    """Entries kept in memory while MongoDB is unreachable; beyond it the oldest are dropped
+    (logged as `audit.dropped`)."""
+
+
+class AlertSettings(msgspec.Struct, frozen=True):
+    window_s: int = 300
+    """Length of the counting window; at most one `security.alert` per kind and key per window."""
+    auth_failed: int = 20
+    """401s from one client address within a window that raise an alert."""
+    rate_limited: int = 20
+    """429s to one subject (or address, when anonymous) within a window that raise an alert."""
+    not_found: int = 20
+    """Portal 404s (a document or account that is not the caller's) for one token subject
+    within a window that raise an alert."""
+
+
+class MetricsSettings(msgspec.Struct, frozen=True):
+    enabled: bool = True
+    """Count and time (Prometheus); off only to measure what counting costs."""
+    token: str = ""
+    """Bearer token the API's /metrics requires; empty leaves /metrics open (it holds no ids,
+    emails or secrets, but keep it off the public internet: see docs/operations.md)."""
+    worker_port: int = 9102
+    """Port of the worker's /metrics (one per `mailbox-service worker`); 0 serves none."""
+    worker_host: str = "127.0.0.1"
+    """Interface the worker's metrics port binds; 0.0.0.0 in a container Prometheus scrapes."""
+    outbox_refresh_s: float = 15.0
+    """The worker's outbox gauges are counted in MongoDB at most this often (on scrape)."""
+
+
+class OtelSettings(msgspec.Struct, frozen=True):
+    endpoint: str = ""
+    """OTLP/HTTP endpoint of the trace collector (e.g. http://otel-collector:4318); empty: no
+    tracing at all."""
+    service_name: str = "mailbox-service"
+    """`service.name` of the spans; `-api` or `-worker` is appended."""
+    export_timeout_s: float = 2.0
+    """How long one export may take before its spans are dropped."""
+
+
+class RateSettings(msgspec.Struct, frozen=True):
+    ingest_per_minute: int = 6000
+    """Requests per minute per API key (ingestion and admin routes); 0 = unlimited."""
+    portal_per_minute: int = 600
+    """Requests per minute per portal token subject (`sub`); 0 = unlimited."""
+    anonymous_per_minute: int = 120
+    """Requests per minute per client address on routes without credentials, and for requests
+    whose credentials fail (a stream of guessed keys or tokens); 0 = unlimited."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of reverse proxies whose `X-Forwarded-For`
+    names the client; empty: the socket peer is the client."""
+    socket_auth_timeout_s: float = 10.0
+    """An Engine.IO session that has not authenticated within this time is closed."""
+    sockets_per_address: int = 50
+    """Unauthenticated Socket.IO sessions per client address, across all nodes; 0 = unlimited."""
+    sockets_per_user: int = 20
+    """Socket.IO sessions per token subject, across all nodes; 0 = unlimited."""
+
+
 class Settings(msgspec.Struct, frozen=True):
     mongo: MongoSettings = msgspec.field(default_factory=MongoSettings)
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
@@ -113,6 +192,11 @@ class Settings(msgspec.Struct, frozen=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     notify: NotifySettings = msgspec.field(default_factory=NotifySettings)
+    rate: RateSettings = msgspec.field(default_factory=RateSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    otel: OtelSettings = msgspec.field(default_factory=OtelSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    alert: AlertSettings = msgspec.field(default_factory=AlertSettings)
     portal_url: str = "http://127.0.0.1:8000/portal"
     """Base URL of the customer portal; email links point below it."""
     demo_portal: bool = False
@@ -163,4 +247,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"MAILBOX_LOG_FORMAT: expected auto, json or console (got {top['log_format']!r})"
         )
-    return Settings(**groups, **top)
+    settings = Settings(**groups, **top)
+    check_auth(settings.auth)
+    return settings
+
+
+MIN_HS256_SECRET_BYTES = 32
+"""RFC 7518 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
+
+
+def check_auth(auth: AuthSettings) -> None:
+    """Refuse a guessable HS256 secret and a lifetime cap that is no cap."""
+    secret_bytes = len(auth.jwt_secret.encode())
+    if auth.jwt_secret and secret_bytes < MIN_HS256_SECRET_BYTES:
+        raise ConfigurationError(
+            f"MAILBOX_AUTH_JWT_SECRET: must be at least {MIN_HS256_SECRET_BYTES} bytes "
+            f"(got {secret_bytes}); make one with `openssl rand -hex 32`"
+        )
+    if auth.max_token_lifetime_s < 1:
+        raise ConfigurationError(
+            "MAILBOX_AUTH_MAX_TOKEN_LIFETIME_S: must be at least 1 "
+            f"(got {auth.max_token_lifetime_s})"
+        )

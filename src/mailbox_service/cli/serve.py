@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import uvicorn
 
+from mailbox_service.observability.exposition import prepare_multiprocess
 from mailbox_service.settings import load_settings
 
 
@@ -22,6 +23,9 @@ from mailbox_service.settings import load_settings
 def serve(host: str, port: int, workers: int, reload: bool) -> None:
     """Serve the API on HOST:PORT."""
     load_settings()  # fail here, with one line, before uvicorn starts
+    if workers > 1:
+        # Whichever process answers a scrape of /metrics reports the sum of all of them.
+        prepare_multiprocess("api")
     uvicorn.run(
         "mailbox_service.asgi:create_app",
         factory=True,

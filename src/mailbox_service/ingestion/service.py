@@ -31,6 +31,7 @@ from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import Channel
 from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.observability import metrics
 from mailbox_service.storage.accounts import Account, AccountStore
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.documents import (
@@ -290,6 +291,9 @@ class IngestService:
             ch for ch, state in document["notifications"].items() if state["status"] == "pending"
         ]
         await self.queue.enqueue(document["_id"], pending)
+        metrics.document_ingested(
+            document["type"], document["delivery"]["mode"], document["origin"]
+        )
         log.info(
             "document.ingested",
             document_id=document["_id"],

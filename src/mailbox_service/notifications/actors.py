@@ -12,12 +12,15 @@ MongoDB unreachable while claiming, and retries those with the same backoff sett
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 
 from mailbox_service.notifications.channels import ACTOR, QUEUE, Channel
-from mailbox_service.notifications.delivery import Deliverer
+from mailbox_service.notifications.delivery import Deliverer, Outcome
+from mailbox_service.observability import metrics
 from mailbox_service.settings import NotifySettings
 
 
@@ -33,11 +36,19 @@ def declare_actors(
         "time_limit": int(notify.lease_s * 1000 * 0.9),
     }
 
+    def counted(channel: Channel, deliver: Callable[[str], Outcome], document_id: str) -> None:
+        started = time.perf_counter()
+        outcome = "error"  # raised out of the delivery (e.g. MongoDB down): dramatiq retries
+        try:
+            outcome = deliver(document_id)
+        finally:
+            metrics.notification_done(channel, outcome, time.perf_counter() - started)
+
     def deliver_email(document_id: str) -> None:
-        deliverer.deliver_email(document_id)
+        counted("email", deliverer.deliver_email, document_id)
 
     def deliver_realtime(document_id: str) -> None:
-        deliverer.deliver_realtime(document_id)
+        counted("realtime", deliverer.deliver_realtime, document_id)
 
     return {
         "email": dramatiq.actor(

@@ -14,6 +14,8 @@ import dramatiq
 
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import ACTOR, QUEUE, Channel
+from mailbox_service.observability import tracing
+from mailbox_service.observability.metrics import observe
 
 log = get_logger(__name__)
 
@@ -29,15 +31,19 @@ class NotificationQueue:
     def enqueue_later(self, document_id: str, channel: Channel, delay_ms: int) -> bool:
         """One job for `channel`, delivered to a worker no earlier than `delay_ms` from now
         (a retry's backoff); False when the broker could not be reached."""
-        message: dramatiq.Message[Any] = dramatiq.Message(
-            queue_name=QUEUE[channel],
-            actor_name=ACTOR[channel],
-            args=(document_id,),
-            kwargs={},
-            options={},
-        )
         try:
-            self._broker.enqueue(message, delay=max(0, delay_ms) or None)
+            with observe("redis", "enqueue"):
+                # The job carries the trace (when tracing): the worker's span continues it.
+                options: dict[str, Any] = {}
+                tracing.inject_into(options)
+                message: dramatiq.Message[Any] = dramatiq.Message(
+                    queue_name=QUEUE[channel],
+                    actor_name=ACTOR[channel],
+                    args=(document_id,),
+                    kwargs={},
+                    options=options,
+                )
+                self._broker.enqueue(message, delay=max(0, delay_ms) or None)
         except Exception as exc:
             log.warning(
                 "notification.enqueue_failed",

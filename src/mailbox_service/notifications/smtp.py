@@ -19,6 +19,7 @@ import threading
 from email.message import EmailMessage
 
 from mailbox_service.notifications.failures import PermanentFailure, TransientFailure
+from mailbox_service.observability.metrics import observe
 from mailbox_service.settings import SmtpSettings
 
 
@@ -94,6 +95,10 @@ class SmtpSender:
         """Deliver to the relay; raise TransientFailure or PermanentFailure on refusal.
         `message` as an object or as its bytes with CRLF line ends."""
         data = message if isinstance(message, bytes) else message.as_bytes()
+        with observe("smtp", "send"):
+            self._send(data, envelope_from, recipient)
+
+    def _send(self, data: bytes, envelope_from: str, recipient: str) -> None:
         try:
             conn = getattr(self._local, "conn", None)
             reused = conn is not None

@@ -33,6 +33,8 @@ from mailbox_service.notifications.outbox import Outbox, ensure_indexes
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.notifications.sweep import OutboxSweep, SweepThread
+from mailbox_service.observability import exposition, metrics, tracing
+from mailbox_service.observability.worker_endpoint import serve_worker_metrics
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.settings import MongoSettings, Settings, load_settings
@@ -129,12 +131,28 @@ def _stop_signals() -> Iterator[threading.Event]:
             signal.signal(signum, old)
 
 
-def serve_process(settings: Settings, options: WorkerOptions, index: int) -> None:
-    """One worker process until SIGTERM/SIGINT."""
+def install_observability(settings: Settings, broker: dramatiq.Broker) -> None:
+    """Metrics and traces for this process; jobs continue the trace of whoever queued them."""
+    metrics.configure(settings.metrics.enabled)
+    if tracing.configure(settings.otel, "worker"):
+        broker.add_middleware(tracing.TraceMessages())
+
+
+def serve_process(
+    settings: Settings, options: WorkerOptions, index: int, *, serve_metrics: bool = True
+) -> None:
+    """One worker process until SIGTERM/SIGINT; `serve_metrics` opens the metrics port here
+    (a supervisor of several processes serves it for all of them instead)."""
     with _stop_signals() as stop:
         # The broker is installed before any actor is declared: the one global of a process.
         broker = install_broker(settings.redis)
+        install_observability(settings, broker)
         runtime = WorkerRuntime.build(settings, broker, options.threads)
+        metrics_server = (
+            serve_worker_metrics(settings.metrics, runtime.outbox.documents)
+            if serve_metrics
+            else None
+        )
         declare_actors(broker, runtime.deliverer, settings.notify)
         runs_sweep = options.sweep and index == 0
         if runs_sweep:
@@ -165,15 +183,18 @@ def serve_process(settings: Settings, options: WorkerOptions, index: int) -> Non
             sweeper.stop()
         stop_timeout_ms = int((settings.smtp.timeout_s * 2 + 5) * 1000)
         worker.stop(timeout=stop_timeout_ms)
+        if metrics_server:
+            metrics_server.stop()
         broker.close()
         runtime.close()
+        tracing.shutdown()
         log.info("worker.stopped", process=index)
 
 
 def _child_main(options: WorkerOptions, index: int) -> None:
     settings = load_settings()
     configure_logging(settings.log_format)
-    serve_process(settings, options, index)
+    serve_process(settings, options, index, serve_metrics=False)
 
 
 def run(settings: Settings, options: WorkerOptions) -> None:
@@ -182,6 +203,12 @@ def run(settings: Settings, options: WorkerOptions) -> None:
         serve_process(settings, options, 0)
         return
     context = multiprocessing.get_context("spawn")
+    # Before the children start: each writes its metrics where this process adds them up.
+    metrics_dir = exposition.prepare_multiprocess("worker")
+    metrics_mongo = connect_blocking(settings.mongo, pool_size=2)
+    metrics_server = serve_worker_metrics(
+        settings.metrics, documents_collection(metrics_mongo, settings.mongo.database)
+    )
     children: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def start(index: int) -> None:
@@ -198,6 +225,8 @@ def run(settings: Settings, options: WorkerOptions) -> None:
             for index, child in list(children.items()):
                 if not child.is_alive():
                     log.warning("worker.process_died", process=index, exitcode=child.exitcode)
+                    if child.pid is not None:
+                        exposition.child_died(child.pid)
                     time.sleep(1.0)
                     start(index)
         for child in children.values():
@@ -207,3 +236,7 @@ def run(settings: Settings, options: WorkerOptions) -> None:
             child.join(timeout=settings.smtp.timeout_s * 2 + 10)
             if child.is_alive():
                 child.kill()
+    if metrics_server:
+        metrics_server.stop()
+    metrics_mongo.close()
+    exposition.remove_multiprocess_dir(metrics_dir)

@@ -23,6 +23,7 @@ from typing import Any
 import socketio
 
 from mailbox_service.errors import DependencyUnavailable
+from mailbox_service.observability.metrics import observe
 from mailbox_service.realtime.events import (
     CHANNEL,
     NAMESPACE,
@@ -65,7 +66,8 @@ class RealtimeEmitter:
         )
 
     async def emit(self, event: DocumentEvent) -> None:
-        await emit_document_event(self._manager, event)
+        with observe("redis", "socketio_emit"):
+            await emit_document_event(self._manager, event)
 
     async def emit_created(self, doc: Doc) -> None:
         """`document.created` to the document's account room (the worker calls this)."""
@@ -92,9 +94,10 @@ class BlockingRealtimeEmitter:
         )
 
     def emit(self, event: DocumentEvent) -> None:
-        self._manager.emit(
-            event.event, wire_data(event), namespace=NAMESPACE, room=room_for(event.account_id)
-        )
+        with observe("redis", "socketio_emit"):
+            self._manager.emit(
+                event.event, wire_data(event), namespace=NAMESPACE, room=room_for(event.account_id)
+            )
 
     def emit_created(self, doc: Doc) -> None:
         self.emit(created_event(doc))

@@ -5,6 +5,10 @@ refused (ConnectionRefusedError: the client sees `connect_error`). An accepted c
 the room `account:<id>` of each account in its token and is disconnected when the token
 expires, so access never outlives the token; the client reconnects with a fresh one.
 
+Sessions are capped (`realtime/guarded.py`): per client address while unauthenticated, per
+token subject once authenticated, and a session that has not authenticated within
+`MAILBOX_RATE_SOCKET_AUTH_TIMEOUT_S` is closed. Refused tokens spend the address's HTTP budget.
+
 The client manager is an AsyncRedisManager: every API node subscribes to the same Redis
 channel, so an event emitted anywhere (another node, the worker) reaches the socket wherever it
 is connected.
@@ -19,9 +23,12 @@ from urllib.parse import urlsplit
 
 import socketio
 
-from mailbox_service.errors import MailboxError
+from mailbox_service.errors import MailboxError, RateLimited, Unauthenticated
 from mailbox_service.log import get_logger
+from mailbox_service.observability.metrics import SOCKETIO_CONNECTIONS
 from mailbox_service.realtime.events import CHANNEL, NAMESPACE, room_for
+from mailbox_service.realtime.guarded import GuardedServer
+from mailbox_service.realtime.payloads import MAX_MESSAGE_BYTES, BoundedPacket
 from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.settings import Settings
 
@@ -47,39 +54,56 @@ class OriginPolicy:
         return origin in own or (bool(self._portal) and origin == self._portal)
 
 
-def _token_from(auth: Any) -> str | None:
+def _token_from(auth: Any) -> str:
     token = auth.get("token") if isinstance(auth, dict) else None
-    return token if isinstance(token, str) and token else None
+    if not isinstance(token, str) or not token:
+        raise Unauthenticated("send auth={token: <portal JWT>}")
+    return token
 
 
 class PortalNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """The default namespace: authenticates on connect and puts the socket in its rooms."""
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, guard: GuardedServer) -> None:
         super().__init__(NAMESPACE)
         self._verifier = verifier
+        self._guard = guard
         self._expiries: dict[str, asyncio.Task[None]] = {}
+        self._counted: set[str] = set()  # accepted sockets, for the connections gauge
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = _token_from(auth)
-        if token is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                "unauthorized: send auth={token: <portal JWT>}"
-            )
+        # A refused token spends the client address's budget, as a refused HTTP request does.
         try:
-            user = await self._verifier.verify(token)
+            async with self._guard.budgets.checking_credentials(
+                self._guard.client_address(environ)
+            ):
+                user = await self._verifier.verify(_token_from(auth))
+        except RateLimited as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"rate limited: {exc.message}"
+            ) from None
         except MailboxError as exc:
             log.info("realtime.refused", reason=exc.message)
             raise socketio.exceptions.ConnectionRefusedError(
                 f"unauthorized: {exc.message}"
             ) from None
+        refusal = await self._guard.sessions.authenticated(
+            self._guard.eio_sid_of(sid, NAMESPACE), user.sub
+        )
+        if refusal is not None:
+            raise socketio.exceptions.ConnectionRefusedError(f"rate limited: {refusal}")
         await self.save_session(sid, {"sub": user.sub, "accounts": list(user.accounts)})
         for account_id in user.accounts:
             await self.enter_room(sid, room_for(account_id))
         if user.expires_at is not None:
             self._expiries[sid] = asyncio.create_task(self._expire(sid, user.expires_at))
+        self._counted.add(sid)
+        SOCKETIO_CONNECTIONS.inc()
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
+        if sid in self._counted:
+            self._counted.discard(sid)
+            SOCKETIO_CONNECTIONS.dec()
         task = self._expiries.pop(sid, None)
         if task is not None:
             task.cancel()
@@ -101,12 +125,16 @@ def create_socketio_server(
 ) -> socketio.AsyncServer:
     """An AsyncServer for ASGI whose rooms are shared across nodes through Redis."""
     manager = client_manager or socketio.AsyncRedisManager(settings.redis.url, channel=CHANNEL)
-    sio = socketio.AsyncServer(
+    sio = GuardedServer(
+        settings.rate,
+        settings.redis.url,
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins=OriginPolicy(settings.portal_url),
         logger=False,
         engineio_logger=False,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        serializer=BoundedPacket,
     )
-    sio.register_namespace(PortalNamespace(verifier))
+    sio.register_namespace(PortalNamespace(verifier, sio))
     return sio

@@ -9,18 +9,27 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from mailbox_service.admin.controller import AdminNotificationsController
+from mailbox_service.audit.controller import AdminAuditController
+from mailbox_service.doctypes import load_registry
 from mailbox_service.ingestion.controller import IngestionController
 from mailbox_service.log import configure_logging
 from mailbox_service.mailbox.controller import MailboxController
+from mailbox_service.observability import metrics, tracing
+from mailbox_service.observability.exposition import metrics_controller
+from mailbox_service.observability.http_metrics import route_metrics_config
 from mailbox_service.portal import portal_handlers
 from mailbox_service.server.errors import EXCEPTION_HANDLERS
 from mailbox_service.server.health import HealthController
+from mailbox_service.server.openapi import publish_contract
+from mailbox_service.server.rate_limit import limit_anonymous_routes
+from mailbox_service.server.request_limits import enforce_request_limits
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 
@@ -31,7 +40,18 @@ def route_handlers() -> list[ControllerRouterHandler]:
         IngestionController,
         MailboxController,
         AdminNotificationsController,
+        AdminAuditController,
     ]
+
+
+def observability_middleware(settings: Settings) -> list[DefineMiddleware | Any]:
+    """Request counts and latency by route template and status, and a span per request."""
+    middleware: list[DefineMiddleware | Any] = []
+    if settings.metrics.enabled:
+        middleware.append(route_metrics_config().middleware)
+    if tracing.enabled():
+        middleware.append(tracing.TraceRequests)
+    return middleware
 
 
 def create_litestar(
@@ -43,6 +63,8 @@ def create_litestar(
 ) -> Litestar:
     """Build the HTTP app. `services` may be given by tests; otherwise built at start-up."""
     configure_logging(settings.log_format)
+    metrics.configure(settings.metrics.enabled)
+    tracing.configure(settings.otel, "api")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -57,15 +79,21 @@ def create_litestar(
     def provide_services(state: State) -> Services:
         return state.services  # type: ignore[no-any-return]
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *route_handlers(),
             # The reference inbox exists only in demo mode: otherwise /portal is a 404.
             *(portal_handlers() if settings.demo_portal else []),
             *extra_handlers,
+            *([metrics_controller(settings.metrics)] if settings.metrics.enabled else []),
         ],
+        middleware=observability_middleware(settings),
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        # Ours (log.py): Litestar's default would replace the JSON handler on the root logger.
+        logging_config=None,
+        guards=[limit_anonymous_routes],
+        before_request=enforce_request_limits,
         lifespan=[lifespan],
         on_startup=list(on_startup),
         openapi_config=OpenAPIConfig(
@@ -75,7 +103,13 @@ def create_litestar(
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(
                 security_schemes={
-                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="API key"),
+                    "apiKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key `mbx_…` (`mailbox-service keys create`); the "
+                        "operation's security requirement names the scope it needs "
+                        "(`ingest` or `admin`; none: any key).",
+                    ),
                     "portalJwt": SecurityScheme(
                         type="http", scheme="bearer", bearer_format="JWT", description="Portal JWT"
                     ),
@@ -84,3 +118,5 @@ def create_litestar(
         ),
         debug=False,
     )
+    publish_contract(app, services.registry if services else load_registry())
+    return app

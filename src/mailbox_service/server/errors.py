@@ -1,6 +1,7 @@
 """The one place where errors become HTTP responses.
 
-Body: {"error": {"status": 422, "code": "invalid_metadata", "message": "...", "field": "..."}}
+Body: {"error": {"status": 422, "code": "invalid_metadata", "message": "...", "field": "...",
+"request_id": "..."}} (`request_id` is the request's X-Request-ID, echoed in that header too).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from mailbox_service.errors import MailboxError
+from mailbox_service.audit.http import error_followup
+from mailbox_service.errors import MailboxError, RateLimited
 from mailbox_service.log import get_logger
+from mailbox_service.observability.request_id import current_request_id
 
 log = get_logger(__name__)
 
@@ -26,15 +29,21 @@ def error_body(status: int, code: str, message: str, field: str | None = None) -
     error: dict[str, Any] = {"status": status, "code": code, "message": message}
     if field:
         error["field"] = field
+    if request_id := current_request_id.get():
+        error["request_id"] = request_id
     return {"error": error}
 
 
-def mailbox_error_handler(_: Request[Any, Any, Any], exc: MailboxError) -> Response[Any]:
+def mailbox_error_handler(request: Request[Any, Any, Any], exc: MailboxError) -> Response[Any]:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return Response(
         error_body(exc.status_code, _code(type(exc).__name__), exc.message, exc.field),
         status_code=exc.status_code,
         headers=headers,
+        # 401, 429 and portal 404: audit entry and alert count, after the answer is sent.
+        background=error_followup(request, exc),
     )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
+import msgspec
 from litestar import Controller, Response, get
 
+from mailbox_service.observability import metrics
 from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.openapi import response
+from mailbox_service.server.rate_limit import EXEMPT
 
 Check = Callable[[], Awaitable[Any]]
 
@@ -34,17 +38,39 @@ async def _timed(check: Check, limit_s: float) -> dict[str, Any]:
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
+class CheckResult(msgspec.Struct, omit_defaults=True):
+    """One dependency: `up` with its latency, or `down` with what went wrong."""
+
+    status: Literal["up", "down"]
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class Readiness(msgspec.Struct, omit_defaults=True):
+    """The answer of `/health/ready` (documentation of the dict the handler builds)."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, CheckResult]
+    failed: list[str] | None = None
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
+    # Orchestrators probe from one address every few seconds: no flood may starve them.
+    opt = {"rate_limit": EXEMPT}
 
     @get("/live", operation_id="healthLive", exclude_from_auth=True)
-    async def live(self) -> dict[str, str]:
+    async def live(self) -> dict[str, Literal["ok"]]:
         """The process is up and serving requests."""
         return {"status": "ok"}
 
-    @get("/ready", operation_id="healthReady")
-    async def ready(self, services: ServicesDep) -> Response[dict[str, Any]]:
+    @get(
+        "/ready",
+        operation_id="healthReady",
+        responses={503: response("A dependency did not answer; `failed` names it.", Readiness)},
+    )
+    async def ready(self, services: ServicesDep) -> Response[Readiness]:
         """Every dependency answers: 200, else 503 naming the ones that failed."""
         checks: dict[str, Check] = {
             "mongodb": lambda: services.collections.db.command("ping"),
@@ -55,6 +81,7 @@ class HealthController(Controller):
 
         async def run(name: str, check: Check) -> None:
             results[name] = await _timed(check, limit_s=3.0)
+            metrics.readiness(name, results[name]["status"] == "up")
 
         async with anyio.create_task_group() as tg:
             for name, check in checks.items():
@@ -66,4 +93,4 @@ class HealthController(Controller):
         }
         if failed:
             body["failed"] = failed
-        return Response(body, status_code=503 if failed else 200)
+        return Response(msgspec.convert(body, Readiness), status_code=503 if failed else 200)

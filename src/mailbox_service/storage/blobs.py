@@ -16,6 +16,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from mailbox_service.errors import DependencyUnavailable
+from mailbox_service.observability.metrics import observe
 from mailbox_service.settings import S3Settings
 
 CHUNK = 256 * 1024
@@ -93,10 +94,12 @@ class BlobStore:
                 num_parallel_uploads=1,
             )
 
-        await anyio.to_thread.run_sync(_put)
+        with observe("s3", "put"):
+            await anyio.to_thread.run_sync(_put)
 
     async def delete(self, key: str) -> None:
-        await anyio.to_thread.run_sync(self._client.remove_object, self.bucket, key)
+        with observe("s3", "delete"):
+            await anyio.to_thread.run_sync(self._client.remove_object, self.bucket, key)
 
     async def exists(self, key: str) -> bool:
         def _stat() -> bool:
@@ -108,13 +111,16 @@ class BlobStore:
                 raise
             return True
 
-        return await anyio.to_thread.run_sync(_stat)
+        with observe("s3", "stat"):
+            return await anyio.to_thread.run_sync(_stat)
 
     async def stream(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:
         """Yield the object (or a byte range of it) in chunks, never whole in memory."""
-        response: Any = await anyio.to_thread.run_sync(
-            lambda: self._client.get_object(self.bucket, key, offset=offset, length=length)
-        )
+        # Timed up to the response headers: the body's pace is the client's.
+        with observe("s3", "get"):
+            response: Any = await anyio.to_thread.run_sync(
+                lambda: self._client.get_object(self.bucket, key, offset=offset, length=length)
+            )
         try:
             while True:
                 chunk = await anyio.to_thread.run_sync(response.read, CHUNK)

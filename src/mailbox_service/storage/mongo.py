@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailbox_service.observability.mongo_events import command_listeners
 from mailbox_service.settings import MongoSettings
 
 Doc = dict[str, Any]
@@ -36,6 +37,8 @@ def client_options(settings: MongoSettings, appname: str) -> dict[str, Any]:
         "connectTimeoutMS": settings.timeout_ms,
         "socketTimeoutMS": max(settings.timeout_ms * 6, 30_000),
         "appname": appname,
+        # Command timings for /metrics and spans for traces (none when both are off).
+        "event_listeners": command_listeners(),
     }
 
 
@@ -70,6 +73,15 @@ class Collections:
     @property
     def migrations(self) -> AsyncCollection[Doc]:
         return self.db["_migrations"]
+
+    @property
+    def audit(self) -> AsyncCollection[Doc]:
+        return self.db["audit"]
+
+    @property
+    def audit_heads(self) -> AsyncCollection[Doc]:
+        """One document per UTC day: the last sequence number and hash of that day's chain."""
+        return self.db["audit_heads"]
 
 
 def utcnow() -> dt.datetime:

@@ -1,0 +1,247 @@
+"""Metrics, request ids and the worker's metrics port, against the real stack and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app_fixtures import (
+    LiveServer,
+    free_port,
+    invoice_metadata,
+    post_document,
+    sample_pdf,
+    start_live_server,
+    stop_process,
+)
+from mailbox_service.asgi import create_app
+from mailbox_service.server.services import Services
+from mailbox_service.settings import Settings
+from metrics_scrape import Samples, scrape, value
+from notify_fixtures import WorkerProcess, wait_status
+
+HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def assert_nothing_private(text: str, *secrets: str) -> None:
+    """No id, address, key or reference of ours in a metrics page; paths are templates."""
+    for secret in secrets:
+        assert secret not in text, f"{secret!r} leaked into /metrics"
+    assert "@" not in text, "an email address leaked into /metrics"
+    for path in re.findall(r'path="([^"]*)"', text):
+        assert re.fullmatch(r"[/a-z0-9_\-.{}:]*", path), path
+        assert not re.search(r"/[0-9A-Za-z]{20,}", path), f"an id in path label {path!r}"
+
+
+# -- request ids ------------------------------------------------------------------------------
+
+
+async def test_request_id_is_echoed_or_made(client: AsyncTestClient[Any]) -> None:
+    given = "order-42.batch:7_a-b"
+    response = await client.get("/health/live", headers={"X-Request-ID": given})
+    assert response.headers["x-request-id"] == given
+
+    made = (await client.get("/health/live")).headers["x-request-id"]
+    assert HEX_ID.match(made)
+    assert made != (await client.get("/health/live")).headers["x-request-id"]
+
+    # Unsafe or oversized ids are replaced, not echoed (no header or log-line forging).
+    for bad in ("has space", 'quote"', "x" * 129, "-leading-dash", "\u00e9".encode()):
+        echoed = (await client.get("/health/live", headers={"X-Request-ID": bad})).headers[
+            "x-request-id"
+        ]
+        assert HEX_ID.match(echoed), (bad, echoed)
+    longest = "a" * 128
+    assert (await client.get("/health/live", headers={"X-Request-ID": longest})).headers[
+        "x-request-id"
+    ] == longest
+
+
+async def test_error_envelope_carries_the_request_id(client: AsyncTestClient[Any]) -> None:
+    unauthenticated = await client.get("/v1/mailbox/documents", headers={"X-Request-ID": "r-401"})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"]["request_id"] == "r-401"
+    assert unauthenticated.headers["x-request-id"] == "r-401"
+
+    missing = await client.get("/no/such/route")  # a 404 outside any route handler
+    assert missing.status_code == 404
+    body = missing.json()["error"]
+    assert body["request_id"] == missing.headers["x-request-id"]
+    assert HEX_ID.match(body["request_id"])
+
+
+# -- API metrics --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def metrics_server(
+    test_env: dict[str, str], services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    server = start_live_server(tmp_path_factory.mktemp("metrics"))
+    yield server
+    stop_process(server.process)
+
+
+def _ingest_over_http(server: LiveServer, key: str, meta: dict[str, Any], request_id: str) -> str:
+    response = httpx.post(
+        f"{server.url}/v1/documents",
+        files={
+            "metadata": (None, json.dumps(meta), "application/json"),
+            "file": ("document.pdf", sample_pdf(), "application/pdf"),
+        },
+        headers={"Authorization": f"Bearer {key}", "X-Request-ID": request_id},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["x-request-id"] == request_id
+    return str(response.json()["id"])
+
+
+def _log_lines(log: Path) -> list[dict[str, Any]]:
+    lines = []
+    for raw in log.read_text(errors="replace").splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+async def test_metrics_move_after_one_ingest_and_expose_nothing_private(
+    metrics_server: LiveServer, ingest_key: str, paperless_account: str
+) -> None:
+    url = f"{metrics_server.url}/metrics"
+    _, before = scrape(url)
+    meta = invoice_metadata(paperless_account)
+    document_id = _ingest_over_http(metrics_server, ingest_key, meta, "ingest-metrics-1")
+    # A portal read of that document id, so an id-bearing path would have a chance to leak.
+    async with httpx.AsyncClient(base_url=metrics_server.url) as http:
+        assert (await http.get(f"/v1/mailbox/documents/{document_id}")).status_code == 401
+
+    deadline = time.monotonic() + 5
+    while True:  # the ingest counter moves in the background task after the 201
+        text, after = scrape(url)
+        moved = value(after, "mailbox_documents_ingested_total", type="invoice", origin="api")
+        if moved > value(before, "mailbox_documents_ingested_total", type="invoice", origin="api"):
+            break
+        assert time.monotonic() < deadline, "mailbox_documents_ingested_total did not move"
+        await asyncio.sleep(0.1)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("mailbox_documents_ingested_total", type="invoice", delivery="digital") == 1
+    request = {"method": "POST", "path": "/v1/documents", "status_code": "201"}
+    assert grew("mailbox_http_requests_total", **request) == 1
+    assert grew("mailbox_http_request_duration_seconds_count", **request) == 1
+    # The id-bearing read is counted under its route template.
+    assert (
+        grew(
+            "mailbox_http_requests_total",
+            path="/v1/mailbox/documents/{document_id}",
+            status_code="401",
+        )
+        == 1
+    )
+    # The ingest's dependency calls: S3 put, MongoDB insert, Redis enqueue (one per channel).
+    s3 = "mailbox_dependency_duration_seconds_count"
+    assert grew(s3, dependency="s3", operation="put") == 1
+    assert grew(s3, dependency="mongodb", operation="insert") >= 1
+    assert grew(s3, dependency="redis", operation="enqueue") == 2
+    assert_nothing_private(text, document_id, paperless_account, ingest_key, meta["source_ref"])
+
+    # Every log line of that request carries its id.
+    lines = [
+        line
+        for line in _log_lines(metrics_server.log)
+        if line.get("event") == "document.ingested" and line.get("document_id") == document_id
+    ]
+    assert lines, "no JSON document.ingested line"
+    assert lines[0]["request_id"] == "ingest-metrics-1"
+
+
+async def test_metrics_token_guards_the_api_metrics(settings: Settings, services: Services) -> None:
+    guarded = msgspec.structs.replace(
+        settings, metrics=msgspec.structs.replace(settings.metrics, token="scrape-secret-1")
+    )
+    async with AsyncTestClient(app=create_app(guarded), timeout=30) as client:
+        refused = await client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "unauthenticated"
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        allowed = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1"})
+        assert allowed.status_code == 200
+        assert "mailbox_http_requests_total" in allowed.text
+        assert "scrape-secret-1" not in allowed.text
+        # /metrics is for operators, not integrators: not in the API contract.
+        schema = (await client.get("/schema/openapi.json")).json()
+        assert "/metrics" not in schema["paths"]
+
+
+# -- worker metrics -----------------------------------------------------------------------------
+
+
+def _worker_samples(port: int) -> tuple[str, Samples]:
+    return scrape(f"http://127.0.0.1:{port}/metrics")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_worker_port_serves_delivery_counters(
+    processes: int,
+    client: AsyncTestClient[Any],
+    ingest_key: str,
+    paperless_account: str,
+    services: Services,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    worker = WorkerProcess(
+        tmp_path,
+        extra_env={
+            "MAILBOX_METRICS_WORKER_PORT": str(port),
+            "MAILBOX_METRICS_OUTBOX_REFRESH_S": "0",
+        },
+        args=("--processes", str(processes)),
+    ).start()
+    try:
+        meta = invoice_metadata(paperless_account)
+        response = await post_document(client, ingest_key, meta)
+        assert response.status_code == 201, response.text
+        document_id = response.json()["id"]
+        await wait_status(services, document_id, "email", "sent")
+        await wait_status(services, document_id, "realtime", "sent")
+
+        deadline = time.monotonic() + 10
+        while True:  # the counter is written after the outcome is recorded
+            text, samples = _worker_samples(port)
+            sent = value(samples, "mailbox_notifications_total", channel="email", status="sent")
+            if sent >= 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert sent >= 1
+        assert value(samples, "mailbox_notifications_total", channel="realtime", status="sent") >= 1
+        assert value(samples, "mailbox_notification_duration_seconds_count", channel="email") >= 1
+        count = "mailbox_dependency_duration_seconds_count"
+        assert value(samples, count, dependency="smtp", operation="send") >= 1
+        assert value(samples, count, dependency="redis", operation="socketio_emit") >= 1
+        assert value(samples, count, dependency="mongodb", operation="findAndModify") >= 1
+        # The outbox gauges, counted in MongoDB at scrape time.
+        for channel in ("email", "realtime"):
+            assert ("mailbox_outbox_pending", frozenset({("channel", channel)})) in samples
+            oldest = samples[
+                ("mailbox_outbox_oldest_pending_seconds", frozenset({("channel", channel)}))
+            ]
+            assert oldest >= 0
+        assert_nothing_private(text, document_id, paperless_account, meta["source_ref"])
+    finally:
+        worker.stop()
+    if processes > 1:
+        assert "metrics.serving" in worker.output()

@@ -1,0 +1,178 @@
+"""OpenTelemetry: one trace per ingested document across the API and the worker, and a
+collector that does not answer never slows a request.
+
+The API runs in-process and the worker's dramatiq consumers in threads of this process, both
+wired as in production (create_app; the worker's broker, runtime and actors), so the SDK's
+in-memory exporter sees every span of both sides.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import dramatiq
+import pytest
+from litestar.testing import AsyncTestClient
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from app_fixtures import invoice_metadata, post_document
+from mailbox_service.asgi import create_app
+from mailbox_service.notifications.actors import declare_actors
+from mailbox_service.notifications.broker import make_broker
+from mailbox_service.notifications.channels import CHANNELS, QUEUE
+from mailbox_service.notifications.worker import WorkerRuntime
+from mailbox_service.observability import tracing
+from mailbox_service.server.services import Services
+from mailbox_service.settings import OtelSettings, Settings
+from notify_fixtures import eventually, wait_status
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing.configure(OtelSettings(), "test", exporter=exporter)
+    yield exporter
+    tracing.shutdown()
+
+
+@pytest.fixture
+def traced_worker(settings: Settings, spans: InMemorySpanExporter) -> Iterator[None]:
+    """The worker's consumers in this process, with the trace middleware the worker installs."""
+    broker = make_broker(settings.redis)
+    broker.add_middleware(tracing.TraceMessages())
+    runtime = WorkerRuntime.build(settings, broker, threads=2)
+    declare_actors(broker, runtime.deliverer, settings.notify)
+    broker.emit_after("process_boot")
+    worker = dramatiq.Worker(
+        broker, queues={QUEUE[c] for c in CHANNELS}, worker_threads=2, worker_timeout=100
+    )
+    worker.start()
+    yield
+    worker.stop(timeout=10_000)
+    broker.close()
+    runtime.close()
+
+
+def _by_id(found: list[ReadableSpan]) -> dict[int, ReadableSpan]:
+    return {s.context.span_id: s for s in found if s.context is not None}
+
+
+def _ancestors(span: ReadableSpan, index: dict[int, ReadableSpan]) -> list[str]:
+    names = []
+    while span.parent is not None and span.parent.span_id in index:
+        span = index[span.parent.span_id]
+        names.append(span.name)
+    return names
+
+
+async def test_one_document_is_one_trace_across_api_and_worker(
+    settings: Settings,
+    services: Services,
+    ingest_key: str,
+    paperless_account: str,
+    spans: InMemorySpanExporter,
+    traced_worker: None,
+) -> None:
+    async with AsyncTestClient(app=create_app(settings), timeout=30) as client:
+        response = await post_document(client, ingest_key, invoice_metadata(paperless_account))
+        assert response.status_code == 201, response.text
+    document_id = response.json()["id"]
+    await wait_status(services, document_id, "email", "sent")
+    await wait_status(services, document_id, "realtime", "sent")
+
+    def consumers() -> list[ReadableSpan]:
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.kind == SpanKind.CONSUMER
+            and s.attributes is not None
+            and s.attributes.get("mailbox.document_id") == document_id
+        ]
+
+    async def finished() -> list[ReadableSpan]:
+        return consumers()
+
+    await eventually(finished, lambda found: len(found) >= 2, what="both jobs' spans")
+    found = list(spans.get_finished_spans())
+    (server,) = [s for s in found if s.kind == SpanKind.SERVER and s.name == "POST /v1/documents"]
+    trace_id = server.context.trace_id  # type: ignore[union-attr]
+    in_trace = [s for s in found if s.context is not None and s.context.trace_id == trace_id]
+    names = [s.name for s in in_trace]
+
+    # The API side: the request, its MongoDB and S3 calls, one enqueue per channel.
+    assert "s3 put" in names
+    assert "mongodb insert" in names
+    assert names.count("redis enqueue") == 2
+    # The worker side continues the same trace: each job under the enqueue that queued it,
+    # and the SMTP send and Socket.IO emit under their jobs.
+    jobs = {s.name: s for s in consumers()}
+    assert set(jobs) == {"deliver_email process", "deliver_realtime process"}
+    index = _by_id(in_trace)
+    for job in jobs.values():
+        assert job.context is not None
+        assert job.context.trace_id == trace_id
+        assert _ancestors(job, index)[:2] == ["redis enqueue", "POST /v1/documents"]
+    (smtp,) = [s for s in in_trace if s.name == "smtp send"]
+    assert _ancestors(smtp, index)[0] == "deliver_email process"
+    (emit,) = [s for s in in_trace if s.name == "redis socketio_emit"]
+    assert _ancestors(emit, index)[0] == "deliver_realtime process"
+    worker_mongo = [
+        s
+        for s in in_trace
+        if s.name.startswith("mongodb ") and "deliver_email process" in _ancestors(s, index)
+    ]
+    assert worker_mongo, "the worker's MongoDB calls are not in the trace"
+    # Metrics never carry ids; traces may, and the server span names the route template.
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/v1/documents"
+    assert server.attributes["http.response.status_code"] == 201
+
+
+def _silent_collector() -> socket.socket:
+    """A TCP port that accepts connections and never answers: the worst collector there is."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+async def test_unreachable_collector_never_slows_or_fails_a_request(
+    settings: Settings,
+    services: Services,
+    ingest_key: str,
+    paperless_account: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = _silent_collector()
+    port = collector.getsockname()[1]
+    # Export every 100 ms, so exports hang (1 s each) while the requests below run.
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    assert tracing.configure(
+        OtelSettings(endpoint=f"http://127.0.0.1:{port}", export_timeout_s=1.0), "api"
+    )
+    try:
+        async with AsyncTestClient(app=create_app(settings), timeout=30) as client:
+            latencies: list[float] = []
+            for _ in range(8):
+                started = time.perf_counter()
+                response = await post_document(
+                    client, ingest_key, invoice_metadata(paperless_account, notify=False)
+                )
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 201, response.text
+                time.sleep(0.15)  # noqa: ASYNC251 - let the exporter try while we wait
+        # The exporter did try to reach the collector: the requests ran beside hung exports.
+        collector.setblocking(False)
+        connection, _ = collector.accept()
+        connection.close()
+        assert max(latencies) < 0.9, latencies  # an export's timeout is 1 s
+    finally:
+        started = time.perf_counter()
+        tracing.shutdown()
+        shutdown_s = time.perf_counter() - started
+        collector.close()
+    assert shutdown_s < 5, f"shutdown waited {shutdown_s:.1f}s for a dead collector"
