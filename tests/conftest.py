@@ -11,7 +11,7 @@ import pytest
 from mailbox_service.devstack import Stack, StackConfig
 
 # Service-level fixtures (settings, services, client, keys, live server) live in app_fixtures.
-pytest_plugins = ["app_fixtures", "notify_fixtures"]
+pytest_plugins = ["app_fixtures", "notify_fixtures", "keycloak_fixtures"]
 
 # ---------------------------------------------------------------------------------------------
 # Local stack (mailbox_service.devstack): real Redis, PostgreSQL + FerretDB, MinIO and an SMTP

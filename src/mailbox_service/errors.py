@@ -54,6 +54,11 @@ class Forbidden(MailboxError):
     status_code = 403
 
 
+class StepUpRequired(Forbidden):
+    """The document's type is sensitive: its content needs a stronger sign-in (`acr`); the
+    client signs the user in again with a one-time code and retries (code `step_up_required`)."""
+
+
 class NotFound(MailboxError):
     """The thing does not exist, or the caller may not know that it does."""
 

@@ -20,8 +20,18 @@ SERVER_NAMES: tuple[str, ...] = ("redis", "postgres", "minio", "smtp", "ferretdb
 """Every server of a stack, in start order: FerretDB last, so the others start while it waits
 for PostgreSQL. `down()` stops them in reverse."""
 
-PORT_KEYS: tuple[str, ...] = ("redis", "postgres", "ferretdb", "minio", "minio_console", "smtp")
-"""Every port a stack listens on; MinIO has a second one for its (disabled) console."""
+PORT_KEYS: tuple[str, ...] = (
+    "redis",
+    "postgres",
+    "ferretdb",
+    "minio",
+    "minio_console",
+    "smtp",
+    "keycloak",
+    "keycloak_management",
+)
+"""Every port a stack listens on; MinIO has a second one for its (disabled) console, Keycloak
+(optional, `devstack/keycloak.py`) one for its health endpoints."""
 
 PROFILE_PORTS: dict[str, dict[str, int]] = {
     "dev": {
@@ -31,6 +41,8 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "minio": 9010,
         "minio_console": 9011,
         "smtp": 2525,
+        "keycloak": 8180,
+        "keycloak_management": 8190,
     },
     "test": {
         "redis": 6381,
@@ -39,6 +51,8 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "minio": 9020,
         "minio_console": 9021,
         "smtp": 2526,
+        "keycloak": 8181,
+        "keycloak_management": 8191,
     },
 }
 """Default ports; they differ per profile so a test run never collides with a dev stack.

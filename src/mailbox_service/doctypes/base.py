@@ -43,6 +43,10 @@ class DocumentType:
     """How long documents of this type are kept after `issued_at`."""
     content_types: ClassVar[frozenset[str]] = frozenset({PDF})
     """Sniffed content types accepted for the file."""
+    sensitive: ClassVar[bool] = False
+    """Whether the content (the file) needs a step-up sign-in: a portal token whose `acr` is
+    one of MAILBOX_AUTH_STEP_UP_ACR (health or bank data, say). Lists, details and real-time
+    events are unaffected; they carry no content."""
     templates_path: ClassVar[Path | None] = None
     """Folder with this type's email templates when they ship outside `templates/email/`
     (a plugin package); None means `templates/email/<template>/`."""

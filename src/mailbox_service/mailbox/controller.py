@@ -9,7 +9,7 @@ from litestar.di import Provide
 from litestar.params import Body, FromPath, Parameter
 from litestar.response import Stream
 
-from mailbox_service.mailbox import content
+from mailbox_service.mailbox import access, content
 from mailbox_service.mailbox.filters import DEFAULT_LIMIT, MAX_LIMIT, parse_filters
 from mailbox_service.mailbox.schemas import (
     DocumentDetail,
@@ -99,6 +99,9 @@ class MailboxController(Controller):
     ) -> Response[Any]:
         """The file, streamed; supports ETag/If-None-Match and a single byte Range."""
         doc = await services.mailbox.get(user, document_id)
+        access.require_step_up(
+            user, services.registry, doc["type"], services.settings.auth.step_up_acr_values
+        )
         blob = doc["blob"]
         etag = content.etag_for(blob["sha256"])
         headers = {**FILE_HEADERS, "ETag": etag}

@@ -23,6 +23,7 @@ from pymongo import DESCENDING, ReturnDocument
 from mailbox_service.errors import DependencyUnavailable, InvalidMetadata, NotFound
 from mailbox_service.ingestion.schemas import error_field
 from mailbox_service.log import get_logger
+from mailbox_service.mailbox import access
 from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import (
@@ -158,7 +159,8 @@ class MailboxService:
         # Checked before anything else: a forged cursor is a 400 whatever the filters are.
         after = self._cursors.decode(cursor, digest) if cursor else None
         if filters.account is not None:
-            accounts: Sequence[str] = [filters.account] if user.may_read(filters.account) else []
+            visible = access.may_view(user, filters.account)
+            accounts: Sequence[str] = [filters.account] if visible else []
         else:
             accounts = user.accounts
         if not accounts:
@@ -174,8 +176,10 @@ class MailboxService:
 
     async def get(self, user: PortalUser, document_id: str) -> Doc:
         doc = None
-        if user.accounts and len(document_id) <= MAX_ID_LENGTH:
-            doc = await self._docs.find_one(self._scope(user, document_id))
+        if (user.accounts or user.support) and len(document_id) <= MAX_ID_LENGTH:
+            # Support reads any account's document; every other caller only their own.
+            scope = {"_id": document_id} if user.support else self._scope(user, document_id)
+            doc = await self._docs.find_one(scope)
         if doc is None:
             raise NotFound("no such document")
         return doc
@@ -238,14 +242,15 @@ class MailboxService:
     # --- preferences -----------------------------------------------------------------------
 
     async def preferences(self, user: PortalUser, account_id: str) -> Preferences:
-        self._require_account(user, account_id)
+        access.require_preferences_access(user, account_id)
         account = await self._accounts.get(account_id) or Account(account_id=account_id)
         return preferences_from(account)
 
     async def update_preferences(
         self, user: PortalUser, account_id: str, update: PreferencesUpdate
     ) -> Preferences:
-        self._require_account(user, account_id)
+        access.require_preferences_access(user, account_id)
+        access.require_owner(user, account_id)
         changes: dict[str, Any] = {
             name: value
             for name in ("email", "locale")
@@ -263,21 +268,21 @@ class MailboxService:
     def _scope(user: PortalUser, document_id: str) -> Doc:
         return {"_id": document_id, "account_id": account_match(user.accounts)}
 
-    @staticmethod
-    def _require_account(user: PortalUser, account_id: str) -> None:
-        if not user.may_read(account_id):
-            raise NotFound("no such account")
-
     async def _transition(self, user: PortalUser, document_id: str, when: Doc, update: Doc) -> Doc:
         """Apply `update` if the document is in state `when`; announce only real changes."""
-        if not user.accounts or len(document_id) > MAX_ID_LENGTH:
+        if len(document_id) > MAX_ID_LENGTH:
             raise NotFound("no such document")
-        scope = self._scope(user, document_id)
-        doc = await self._docs.find_one_and_update(
-            {**scope, **when}, update, return_document=ReturnDocument.AFTER
-        )
+        doc = None
+        if user.accounts:
+            doc = await self._docs.find_one_and_update(
+                {**self._scope(user, document_id), **when},
+                update,
+                return_document=ReturnDocument.AFTER,
+            )
         if doc is None:
-            return await self.get(user, document_id)  # already in that state, or 404
+            current = await self.get(user, document_id)  # 404, or already in that state
+            access.require_own_account(user, current["account_id"])  # support reads only
+            return current
         try:
             await self._realtime.emit_updated(doc)
         except DependencyUnavailable as exc:

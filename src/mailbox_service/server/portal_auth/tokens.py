@@ -4,60 +4,28 @@ Which algorithm a token may use follows from what is configured, never from the 
 HS256 only when an HS256 secret is set, asymmetric algorithms only with keys from the JWKS URL.
 That closes `alg: none` and the classic confusion of verifying an RS256 public key as an HMAC
 secret. Claims: `sub` (who) and `accounts` (which customer accounts they may read), plus the
-usual `exp`, `aud` and `iss`.
+usual `exp`, `aud` and `iss`; roles, support and `acr` are read in `claims.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jwt
-import msgspec
 
 from mailbox_service.errors import ConfigurationError, Unauthenticated
-from mailbox_service.ingestion.schemas import AccountId
+from mailbox_service.server.portal_auth.claims import PortalUser, user_from
 from mailbox_service.server.portal_auth.jwks import ASYMMETRIC_ALGORITHMS, JwksKeySet
 from mailbox_service.settings import AuthSettings
+
+__all__ = ["PortalUser", "TokenVerifier", "mint_token"]
 
 HMAC_ALGORITHM = "HS256"
 LEEWAY_S = 30
 """Clock skew we tolerate between the identity provider and us, in seconds."""
 MAX_TOKEN_LENGTH = 16 * 1024
-MAX_ACCOUNTS = 1000
-
-
-class PortalUser(msgspec.Struct, frozen=True):
-    """The authenticated portal caller: who, and which accounts they may see."""
-
-    sub: str
-    accounts: tuple[str, ...]
-    expires_at: dt.datetime | None = None
-
-    def may_read(self, account_id: str) -> bool:
-        return account_id in self.accounts
-
-
-_CLAIMS_ERROR_PREFIX = "token claims are not usable"
-
-
-def _user_from(claims: dict[str, Any]) -> PortalUser:
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
-        raise Unauthenticated(f"{_CLAIMS_ERROR_PREFIX}: `sub` must be a non-empty string")
-    raw_accounts = claims.get("accounts")
-    try:
-        accounts = msgspec.convert(raw_accounts, list[AccountId])
-    except msgspec.ValidationError as exc:
-        raise Unauthenticated(
-            f"{_CLAIMS_ERROR_PREFIX}: `accounts` must be a list of account ids ({exc})"
-        ) from None
-    if len(accounts) > MAX_ACCOUNTS:
-        raise Unauthenticated(f"{_CLAIMS_ERROR_PREFIX}: more than {MAX_ACCOUNTS} accounts")
-    expires_at = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
-    # dict.fromkeys keeps the token's order while dropping repeats.
-    return PortalUser(sub=sub, accounts=tuple(dict.fromkeys(accounts)), expires_at=expires_at)
 
 
 class TokenVerifier:
@@ -117,7 +85,7 @@ class TokenVerifier:
             raise Unauthenticated(f"token lacks the `{exc.claim}` claim") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token is not valid: {exc}") from None
-        return _user_from(claims)
+        return user_from(claims)
 
     async def _key_for(self, algorithm: str, kid: Any) -> Any:
         if algorithm == HMAC_ALGORITHM and self._secret:
@@ -134,6 +102,7 @@ def mint_token(
     *,
     ttl_s: int = 3600,
     now: dt.datetime | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
 ) -> str:
     """A development token signed with the HS256 secret (refused when none is configured)."""
     if not settings.jwt_secret:
@@ -149,5 +118,7 @@ def mint_token(
         "iss": settings.issuer,
         "iat": int(issued.timestamp()),
         "exp": int((issued + dt.timedelta(seconds=ttl_s)).timestamp()),
+        # e.g. `account_roles`, `roles` or `acr` (docs/portal.md, "Token claims")
+        **(extra_claims or {}),
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm=HMAC_ALGORITHM)
