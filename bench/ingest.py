@@ -10,6 +10,10 @@ real `mailbox-service serve` process, and measures in the same run:
     document and go into a collection with the same indexes as `documents` (every index costs
     each insert an entry);
   * the API process's RSS growth while one 50 MiB file is uploaded.
+
+With --compare-metrics a second API process runs with MAILBOX_METRICS_ENABLED=false (tracing
+is off in both: MAILBOX_OTEL_ENDPOINT unset), ingest rounds alternate between the two, and the
+cost of metrics is printed as a throughput ratio and as API CPU per document.
 """
 
 from __future__ import annotations
@@ -91,11 +95,12 @@ def metadata(i: int, run: str) -> dict[str, Any]:
     }
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "mailbox_service", "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     for _ in range(150):
         try:
@@ -259,6 +264,11 @@ async def main() -> None:
     parser.add_argument("--size-kib", type=int, default=100)
     parser.add_argument("--large-mib", type=int, default=50)
     parser.add_argument("--port", type=int, default=8931)
+    parser.add_argument(
+        "--compare-metrics",
+        action="store_true",
+        help="also ingest into an API process without metrics (port + 1) and print the cost",
+    )
     args = parser.parse_args()
 
     stack = Stack(StackConfig.for_profile(os.environ.get("MAILBOX_BENCH_PROFILE", "test9")))
@@ -270,8 +280,15 @@ async def main() -> None:
         MigrationContext(settings, services.collections, services.blobs), migrations_dir()
     ).apply_pending()
     _, key = await services.api_keys.create("bench", ["ingest"])
+    os.environ.pop("MAILBOX_OTEL_ENDPOINT", None)
     server = start_server(args.port)
     url = f"http://127.0.0.1:{args.port}"
+    bare = (
+        start_server(args.port + 1, {"MAILBOX_METRICS_ENABLED": "false"})
+        if args.compare_metrics
+        else None
+    )
+    bare_url = f"http://127.0.0.1:{args.port + 1}"
     pdf = render_pdf(["Invoice", "84.20 EUR"], padding=args.size_kib * 1024 - 1500)
     try:
         print(
@@ -279,11 +296,13 @@ async def main() -> None:
             f"concurrency {args.concurrency}, {os.cpu_count()} cores"
         )
         await http_ingest(url, key, pdf, min(50, args.documents), args.concurrency)  # warm-up
+        if bare is not None:
+            await http_ingest(bare_url, key, pdf, min(50, args.documents), args.concurrency)
         raw_target = await raw_collection(services)
         await raw_baseline(services, raw_target, pdf, min(50, args.documents), args.concurrency)
-        rows: dict[str, list[dict[str, float]]] = {"ingest": [], "raw": []}
+        rows: dict[str, list[dict[str, float]]] = {"ingest": [], "raw": [], "no_metrics": []}
         api, me = psutil.Process(server.pid), psutil.Process()
-        cpu: dict[str, float] = {"api": 0.0, "bench": 0.0}
+        cpu: dict[str, float] = {"api": 0.0, "bench": 0.0, "api_no_metrics": 0.0}
 
         def cpu_seconds(process: psutil.Process) -> float:
             times = process.cpu_times()
@@ -299,6 +318,14 @@ async def main() -> None:
             rows["ingest"].append(describe("ingest", lat, el))
             cpu["api"] += cpu_seconds(api) - before[0]
             cpu["bench"] += cpu_seconds(me) - before[1]
+            if bare is not None:
+                bare_process = psutil.Process(bare.pid)
+                before_bare = cpu_seconds(bare_process)
+                lat, el = await http_ingest(
+                    bare_url, key, pdf, args.documents // 2, args.concurrency
+                )
+                rows["no_metrics"].append(describe("no metrics", lat, el))
+                cpu["api_no_metrics"] += cpu_seconds(bare_process) - before_bare
         per_doc = {k: v / (2 * (args.documents // 2)) * 1000 for k, v in cpu.items()}
         print(
             f"  CPU per ingested document: API process {per_doc['api']:.2f} ms, "
@@ -307,14 +334,25 @@ async def main() -> None:
         ingest = statistics.mean(r["docs_per_s"] for r in rows["ingest"])
         raw = statistics.mean(r["docs_per_s"] for r in rows["raw"])
         print(f"  ratio ingest/raw throughput: {ingest / raw:.2f} (target >= 0.70)")
+        if bare is not None:
+            bare_rate = statistics.mean(r["docs_per_s"] for r in rows["no_metrics"])
+            print(
+                f"  metrics on/off throughput: {ingest / bare_rate:.3f} "
+                f"(overhead {(1 - ingest / bare_rate) * 100:+.1f}%, target < 5%); "
+                f"API CPU per document {per_doc['api']:.2f} ms with metrics, "
+                f"{per_doc['api_no_metrics']:.2f} ms without "
+                f"({(per_doc['api'] / per_doc['api_no_metrics'] - 1) * 100:+.1f}%)"
+            )
         growth, seconds = upload_rss_growth(url, key, server.pid, args.large_mib)
         print(
             f"  {args.large_mib} MiB upload: API RSS grew {growth:.1f} MiB (target <= 30), "
             f"{args.large_mib / seconds:.0f} MiB/s"
         )
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        for process in (server, bare):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=15)
         await services.collections.db["bench_raw"].drop()
         await services.close()
         if os.environ.get("MAILBOX_BENCH_KEEP_STACK") != "1":
