@@ -67,6 +67,10 @@ class KeycloakRealm:
         self.admin.create_user(username, password, **kwargs)
         return username, password
 
+    def admin_password_hidden(self, text: str) -> bool:
+        """Whether `text` (a command's output) does not show the administrator's password."""
+        return self.server.admin_password not in text
+
     def password_token(self, username: str, password: str) -> str:
         """An access token by the direct access grant (`acr` is `pwd`)."""
         return str(password_grant(self.server.url, username, password)["access_token"])

@@ -25,6 +25,7 @@ from litestar.testing import AsyncTestClient
 
 from app_fixtures import (
     LiveServer,
+    cli,
     free_port,
     post_document,
     sample_pdf,
@@ -114,6 +115,16 @@ def test_realm_publishes_the_issuer_and_keys_the_service_is_told(keycloak: Keycl
     assert discovery.json()["jwks_uri"] == keycloak.jwks_url
     keys = httpx.get(keycloak.jwks_url, timeout=10).json()["keys"]
     assert any(key["kty"] == "RSA" and key.get("use") == "sig" for key in keys)
+
+
+def test_dev_keycloak_up_prints_the_settings_that_trust_the_realm(
+    keycloak: KeycloakRealm,
+) -> None:
+    # Reuses the running server and realm; what a developer pastes into their shell.
+    result = cli("dev", "keycloak-up", "--profile", keycloak.server.config.profile)
+    assert f"export MAILBOX_AUTH_ISSUER={keycloak.issuer}" in result.stdout
+    assert f"export MAILBOX_AUTH_JWKS_URL={keycloak.jwks_url}" in result.stdout
+    assert keycloak.admin_password_hidden(result.stdout + result.stderr)
 
 
 def test_a_failed_start_is_one_line_naming_the_log(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
 
 from mailbox_service.devstack import Stack, StackConfig
+from mailbox_service.devstack.keycloak import Keycloak
+from mailbox_service.devstack.keycloak_realm import PORTAL_CLIENT, REALM, KeycloakAdmin
+from mailbox_service.settings import load_settings
 
 PROFILE_OPTION = click.option(
     "--profile",
@@ -43,9 +48,11 @@ def stack_up(profile: str) -> None:
 @dev.command("stack-down")
 @PROFILE_OPTION
 def stack_down(profile: str) -> None:
-    """Stop every server of the stack; data stays for the next stack-up."""
+    """Stop every server of the stack (Keycloak too, if it runs); data stays for the next
+    stack-up."""
     stack = _stack(profile)
     stack.down()
+    Keycloak(stack.config).down()
     click.echo(f"stack '{profile}' is stopped (data kept in {stack.config.profile_dir})")
 
 
@@ -60,3 +67,69 @@ def stack_status(profile: str) -> None:
             state = "stopped"
         pid = f"pid {status.pid}" if status.pid else ""
         click.echo(f"{status.name:<9} {state:<9} {pid:<11} {status.address}")
+
+
+def _keycloak(profile: str) -> Keycloak:
+    config = StackConfig.for_profile(profile)
+    return Keycloak(config, progress=lambda line: click.echo(f"… {line}", err=True))
+
+
+@dev.command("keycloak-up")
+@PROFILE_OPTION
+def keycloak_up(profile: str) -> None:
+    """Start Keycloak (optional identity provider) with the `mailbox` realm; print the
+    settings that make the API trust it."""
+    server = _keycloak(profile)
+    server.up()
+    audience = load_settings().auth.audience
+    admin = KeycloakAdmin(server.url, server.admin_password)
+    try:
+        if not admin.realm_exists():
+            admin.create_realm(audience)
+    finally:
+        admin.close()
+    issuer = server.issuer(REALM)
+    click.echo(f"keycloak '{profile}' is up at {server.url} (log: {server.log_path})")
+    click.echo(
+        f"  admin console  {server.url}/admin (user admin, password in {server.password_file})"
+    )
+    click.echo("  let the API trust the realm:")
+    click.echo(f"    export MAILBOX_AUTH_JWKS_URL={issuer}/protocol/openid-connect/certs")
+    click.echo(f"    export MAILBOX_AUTH_ISSUER={issuer}")
+    click.echo(f"    export MAILBOX_AUTH_AUDIENCE={audience}")
+
+
+@dev.command("keycloak-user")
+@PROFILE_OPTION
+@click.argument("username")
+@click.option("--owner", "owned", multiple=True, help="Account id granted with `owner`.")
+@click.option("--reader", "read", multiple=True, help="Account id granted with `reader`.")
+@click.option("--support", is_flag=True, help="Give the `support` realm role.")
+def keycloak_user(
+    profile: str, username: str, owned: tuple[str, ...], read: tuple[str, ...], support: bool
+) -> None:
+    """Add a user to the dev realm and print its password (a new random one)."""
+    server = _keycloak(profile)
+    password = secrets.token_urlsafe(12)
+    admin = KeycloakAdmin(server.url, server.admin_password)
+    try:
+        admin.create_user(
+            username,
+            password,
+            accounts=owned,
+            account_roles=dict.fromkeys(read, "reader") if read else None,
+            realm_roles=["support"] if support else (),
+        )
+    finally:
+        admin.close()
+    click.echo(f"user {username} created; password: {password}")
+    click.echo(f"  token: POST {server.issuer(REALM)}/protocol/openid-connect/token")
+    click.echo(f"         grant_type=password client_id={PORTAL_CLIENT} username, password")
+
+
+@dev.command("keycloak-down")
+@PROFILE_OPTION
+def keycloak_down(profile: str) -> None:
+    """Stop Keycloak; its realm lived in memory and is gone."""
+    _keycloak(profile).down()
+    click.echo(f"keycloak '{profile}' is stopped")

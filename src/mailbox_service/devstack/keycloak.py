@@ -184,13 +184,14 @@ class Keycloak:
         return self.config.log_path(NAME)
 
     @property
-    def _password_path(self) -> Path:
+    def password_file(self) -> Path:
+        """The bootstrap administrator's password (mode 0600, made at the first start)."""
         return self.config.data_dir(NAME) / "admin-password"
 
     @property
     def admin_password(self) -> str:
         """The bootstrap administrator's password of the running server."""
-        return self._password_path.read_text().strip()
+        return self.password_file.read_text().strip()
 
     def is_running(self) -> bool:
         return running_pid(self.config.pid_path(NAME)) is not None
@@ -233,7 +234,7 @@ class Keycloak:
         terminate(self._spec(home), timeout=30.0)
 
     def _spec(self, home: Path) -> ProcessSpec:
-        password_path = self._password_path
+        password_path = self.password_file
         password_path.parent.mkdir(parents=True, exist_ok=True)
         if not password_path.is_file():
             password_path.touch(mode=0o600)
