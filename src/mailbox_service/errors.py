@@ -89,6 +89,16 @@ class InvalidMetadata(MailboxError):
     status_code = 422
 
 
+class RateLimited(MailboxError):
+    """The caller used up a rate budget; `retry_after_s` says when the next request may pass."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class DependencyUnavailable(MailboxError):
     """A backing service (MongoDB, MinIO, Redis, SMTP) did not answer."""
 

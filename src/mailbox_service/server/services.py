@@ -11,12 +11,14 @@ import redis.asyncio as aioredis
 from dramatiq.brokers.redis import RedisBroker
 from pymongo import AsyncMongoClient
 
+from mailbox_service.audit import AuditChain, AuditTrail, IntrusionAlerts
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 from mailbox_service.ingestion.service import IngestService
 from mailbox_service.mailbox.cursor import CursorSigner
 from mailbox_service.mailbox.service import MailboxService
 from mailbox_service.notifications.broker import make_broker
 from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.ratelimit import Budgets, RateLimiter, limiter_redis
 from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.settings import Settings
@@ -44,6 +46,10 @@ class Services:
     portal_tokens: TokenVerifier
     realtime: RealtimeEmitter
     mailbox: MailboxService
+    cursors: CursorSigner
+    audit: AuditTrail
+    alerts: IntrusionAlerts
+    rate_limits: Budgets
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +69,10 @@ class Services:
         broker = broker or make_broker(settings.redis)
         queue = NotificationQueue(broker)
         realtime = RealtimeEmitter(settings.redis.url)
+        cursors = CursorSigner.from_settings(settings.auth)
+        redis = aioredis.Redis.from_url(
+            settings.redis.url, socket_connect_timeout=2, socket_timeout=5
+        )
         return cls(
             settings=settings,
             registry=registry,
@@ -74,19 +84,21 @@ class Services:
             blobs=blobs,
             broker=broker,
             queue=queue,
-            redis=aioredis.Redis.from_url(
-                settings.redis.url, socket_connect_timeout=2, socket_timeout=5
-            ),
+            redis=redis,
             ingest=IngestService(registry, documents, accounts, blobs, queue),
             portal_tokens=TokenVerifier(settings.auth),
             realtime=realtime,
-            mailbox=MailboxService(
-                documents, accounts, CursorSigner.from_settings(settings.auth), realtime
-            ),
+            mailbox=MailboxService(documents, accounts, cursors, realtime),
+            cursors=cursors,
+            audit=AuditTrail(AuditChain(collections), settings.audit),
+            alerts=IntrusionAlerts(redis, settings.alert),
+            rate_limits=Budgets(settings.rate, RateLimiter(limiter_redis(settings.redis.url))),
         )
 
     async def close(self) -> None:
+        await self.audit.close()  # first: it writes to MongoDB
         await self.mongo.close()
         await self.redis.aclose()
         await self.realtime.close()
+        await self.rate_limits.close()
         self.broker.close()
