@@ -10,6 +10,7 @@ from typing import Any
 import socketio
 
 from mailbox_service.observability.request_id import RequestIdMiddleware
+from mailbox_service.realtime.payloads import EngineIoBodyLimit
 from mailbox_service.realtime.server import create_socketio_server
 from mailbox_service.server.app import create_litestar
 from mailbox_service.server.portal_auth.tokens import TokenVerifier
@@ -25,4 +26,4 @@ def create_app(settings: Settings | None = None) -> Any:
     sio = create_socketio_server(settings, TokenVerifier(settings.auth))
     app = socketio.ASGIApp(sio, other_asgi_app=litestar_app, socketio_path="socket.io")
     # Outermost but for the headers: every HTTP answer, a 404 included, carries its request id.
-    return SecurityHeaders(RequestIdMiddleware(RequestSizeLimit(app)))
+    return SecurityHeaders(RequestIdMiddleware(RequestSizeLimit(EngineIoBodyLimit(app))))

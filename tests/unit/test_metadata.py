@@ -35,7 +35,8 @@ def test_not_a_json_object_is_bad_request(raw: bytes) -> None:
         ({"source_ref": "has space"}, "source_ref"),
         ({"notify": "yes"}, "notify"),
         ({"recipient": {"locale": "german"}}, "recipient.locale"),
-        ({"extra": 1}, "metadata"),
+        ({"extra": 1}, "extra"),
+        ({"recipient": {"extra": 1}}, "recipient.extra"),
     ],
 )
 def test_invalid_fields_are_named(changes: dict[str, Any], field: str) -> None:

@@ -33,10 +33,13 @@ from mailbox_service.notifications.outbox import AsyncOutbox, field
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.server.services import Services
 from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.untrusted import quoted
 
 DEFAULT_WINDOW = dt.timedelta(days=7)
 MAX_WINDOW = dt.timedelta(days=366)
 MAX_PAGE = 200
+MAX_CURSOR_LENGTH = 256
+"""Longer than any cursor we make (an ISO time and a document id, base64): checked first."""
 _DAY = dt.timedelta(days=1)
 _PARALLEL_DAYS = 8
 _MISSING = "none"
@@ -46,14 +49,16 @@ _MISSING = "none"
 def parse_channel(value: str | None) -> Channel:
     if value not in CHANNELS:
         known = ", ".join(CHANNELS)
-        raise BadRequest(f"channel: unknown channel {value!r}; known: {known}", field="channel")
+        raise BadRequest(
+            f"channel: unknown channel {quoted(value)}; known: {known}", field="channel"
+        )
     return value  # type: ignore[return-value]
 
 
 def parse_status(value: str) -> str:
     if value not in STATUSES:
         known = ", ".join(STATUSES)
-        raise BadRequest(f"status: unknown status {value!r}; known: {known}", field="status")
+        raise BadRequest(f"status: unknown status {quoted(value)}; known: {known}", field="status")
     return value
 
 
@@ -67,7 +72,7 @@ def parse_time(value: str | None, name: str) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise BadRequest(
-            f"{name}: expected a date or an ISO 8601 time, got {value!r}", field=name
+            f"{name}: expected a date or an ISO 8601 time, got {quoted(value)}", field=name
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
@@ -126,6 +131,8 @@ def encode_cursor(created_at: dt.datetime, document_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+        raise BadRequest("cursor: not a cursor this API returned", field="cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, document_id = msgspec.json.decode(raw, type=tuple[dt.datetime, str])

@@ -1,7 +1,9 @@
 """Streaming multipart/form-data reader for `metadata` + `file`.
 
 Litestar's own form parsing holds the whole body in memory; documents can be 50 MiB, so the
-body is parsed chunk by chunk and the file part goes straight into a bounded spool.
+body is parsed chunk by chunk and the file part goes straight into a bounded spool. The framing
+is bounded too (boundary length, parts, header bytes per part), so a hostile body costs time in
+proportion to our limits, and breaking one is a 400 naming `multipart`.
 """
 
 from __future__ import annotations
@@ -10,11 +12,22 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 from python_multipart import MultipartParser
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 from mailbox_service.errors import BadRequest, PayloadTooLarge
 from mailbox_service.ingestion.upload import FileReceiver, IncomingFile
+
+MAX_BOUNDARY_CHARS = 70
+"""RFC 2046, 5.1.1."""
+MAX_PARTS = 8
+"""`metadata`, `file`, and a few parts a client library may add; more is not an upload."""
+MAX_PART_HEADER_BYTES = 8 * 1024
+"""All header bytes of one part (Content-Disposition with a long filename fits easily)."""
+
+
+def _framing_error(message: str) -> BadRequest:
+    return BadRequest(f"malformed multipart body: {message}", field="multipart")
 
 
 @dataclass
@@ -36,16 +49,29 @@ class _Parts:
         self._header_field = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
+        self._parts = 0
+        self._header_bytes = 0
 
     # header callbacks -----------------------------------------------------------------------
     def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise _framing_error(f"more than {MAX_PARTS} parts")
         self._headers = {}
+        self._header_bytes = 0
         self._current = None
 
+    def _count_header_bytes(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise _framing_error(f"a part's headers exceed {MAX_PART_HEADER_BYTES} bytes")
+
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._header_field += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._header_value += data[start:end]
 
     def on_header_end(self) -> None:
@@ -100,6 +126,11 @@ def boundary_of(content_type: str) -> bytes:
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("multipart/form-data without a boundary", field="Content-Type")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise BadRequest(
+            f"multipart boundary is longer than {MAX_BOUNDARY_CHARS} characters",
+            field="Content-Type",
+        )
     return boundary
 
 
@@ -123,9 +154,9 @@ async def read_upload(
         async for chunk in chunks:
             parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # the base of every parse error python-multipart raises
         parts.abort()
-        raise BadRequest(f"malformed multipart body: {exc}", field="multipart") from None
+        raise _framing_error(str(exc)[:200]) from None
     except BaseException:
         parts.abort()
         raise

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from mailbox_service.errors import BadRequest, InvalidMetadata
+from mailbox_service.errors import InvalidMetadata
+from mailbox_service.untrusted import bounded, decode_json_object, quoted
 
 # No whitespace (CR/LF above all), quotes, brackets or separators: what survives this can go
 # into an email header without escaping and cannot inject another header.
@@ -73,36 +73,40 @@ class IngestResponse(msgspec.Struct, frozen=True):
     reason: str | None = None
 
 
-_AT = re.compile(r"\s*-\s*at\s*`\$\.?([^`]*)`\s*$")
+_AT = " - at `$"
+"""Where msgspec's message ends and the path of the bad value begins. Found with
+`str.rpartition`: the path (field names and indices of our schemas) comes last and never holds
+client text, while the message before it may quote a client's key of any size."""
+_UNKNOWN = "Object contains unknown field `"
+_MISSING = "Object missing required field `"
 
 
 def error_field(exc: msgspec.ValidationError, prefix: str = "") -> tuple[str, str]:
     """Split msgspec's "Expected `int` - at `$.a.b`" into ("a.b", "Expected `int`").
 
-    A missing field is reported by msgspec at its parent; name the field itself instead.
+    A missing or unknown field is reported by msgspec at its parent; name the field itself
+    instead, cut to a bounded prefix (an unknown key is the client's text, of any length).
     """
     text = str(exc)
-    match = _AT.search(text)
-    path = match.group(1) if match else ""
-    path = re.sub(r"\[(\d+)\]", r".\1", path)
-    message = _AT.sub("", text)
-    missing = None
-    if message.startswith("Object missing required field") and "`" in message:
-        missing = message.split("`")[1]
+    message, found, path = text.rpartition(_AT)
+    if not found:
+        message, path = text, ""
+    path = path.removesuffix("`").removeprefix(".").replace("[", ".").replace("]", "")
+    named = None
+    if message.startswith(_MISSING):
+        named = message[len(_MISSING) :].removesuffix("`")
         message = "field is required"
-    full = ".".join(p for p in (prefix, path, missing) if p)
+    elif message.startswith(_UNKNOWN):
+        key = message[len(_UNKNOWN) :].removesuffix("`")
+        named = bounded(key)
+        message = f"unknown field {quoted(key)}"
+    full = ".".join(p for p in (prefix, path, named) if p)
     return full, message
 
 
-def decode_metadata(raw: bytes) -> DocumentMetadata:
-    """Parse the `metadata` part: broken JSON is 400, a wrong field 422 naming the field."""
-    try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"metadata is not valid JSON: {exc}", field="metadata") from None
-    if not isinstance(value, dict):
-        raise BadRequest("metadata must be a JSON object", field="metadata")
-    return convert_metadata(value)
+def decode_metadata(raw: bytes, *, max_bytes: int = 256 * 1024) -> DocumentMetadata:
+    """Parse the `metadata` part: broken or too deep JSON is 400, a wrong field 422 naming it."""
+    return convert_metadata(decode_json_object(raw, "metadata", max_bytes=max_bytes))
 
 
 def convert_metadata(value: dict[str, Any]) -> DocumentMetadata:
@@ -111,3 +115,19 @@ def convert_metadata(value: dict[str, Any]) -> DocumentMetadata:
     except msgspec.ValidationError as exc:
         field, message = error_field(exc)
         raise InvalidMetadata(f"{field or 'metadata'}: {message}", field=field or None) from None
+
+
+class DocumentTypeInfo(msgspec.Struct, frozen=True):
+    """A registered document type, as `GET /v1/document-types` lists it."""
+
+    name: str
+    label: str
+    digital: bool
+    retention_days: int
+    content_types: list[str]
+    attributes_schema: dict[str, Any]
+    """JSON Schema of `metadata.attributes` for this type."""
+
+
+class DocumentTypeList(msgspec.Struct, frozen=True):
+    items: list[DocumentTypeInfo]

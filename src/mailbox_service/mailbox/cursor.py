@@ -105,7 +105,8 @@ class CursorSigner:
 
     def decode(self, cursor: str, digest: str) -> Position:
         """The position in `cursor`; InvalidCursor unless it is ours and made for `digest`."""
-        if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
+        # ASCII first: the MAC is computed over ASCII bytes, and `é` would fail that encoding.
+        if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii() or cursor.count(".") != 1:
             raise InvalidCursor("not a cursor issued by this service")
         payload, mac = cursor.split(".")
         if not hmac.compare_digest(mac, self._mac(payload)):

@@ -13,6 +13,7 @@ import msgspec
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import BadRequest
 from mailbox_service.ingestion.schemas import AccountId
+from mailbox_service.untrusted import quoted
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -53,7 +54,7 @@ def parse_instant(name: str, raw: str, *, end_of_day: bool) -> dt.datetime:
         raise InvalidParameter(
             name,
             f"expected a date (2026-01-31) or a time with offset (2026-01-31T12:00:00Z); "
-            f"got {raw!r}",
+            f"got {quoted(raw)}",
         ) from None
     if value.tzinfo is None:
         raise InvalidParameter(name, "a time needs an offset, e.g. 2026-01-31T12:00:00Z")
@@ -74,10 +75,10 @@ def parse_filters(
         try:
             msgspec.convert(account, AccountId)
         except msgspec.ValidationError:
-            raise InvalidParameter("account", f"{account!r} is not an account id") from None
+            raise InvalidParameter("account", f"{quoted(account)} is not an account id") from None
     if type is not None and type not in registry:
         raise InvalidParameter(
-            "type", f"unknown document type {type!r}; known: {', '.join(registry.names())}"
+            "type", f"unknown document type {quoted(type)}; known: {', '.join(registry.names())}"
         )
     start = parse_instant("issued_from", issued_from, end_of_day=False) if issued_from else None
     end = parse_instant("issued_to", issued_to, end_of_day=True) if issued_to else None

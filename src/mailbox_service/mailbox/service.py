@@ -129,8 +129,6 @@ def decode_preferences(body: Any) -> PreferencesUpdate:
         return msgspec.convert(body, PreferencesUpdate, strict=True)
     except msgspec.ValidationError as exc:
         field, message = error_field(exc)
-        if not field and "unknown field" in message:
-            field = message.split("`")[1]
         if "matching regex" in message:
             # The pattern itself means nothing to a customer.
             message = _FRIENDLY_FORMAT.get(field, "has an invalid format")

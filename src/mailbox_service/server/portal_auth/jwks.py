@@ -18,6 +18,7 @@ import jwt
 
 from mailbox_service.errors import DependencyUnavailable, Unauthenticated
 from mailbox_service.log import get_logger
+from mailbox_service.untrusted import quoted
 
 log = get_logger(__name__)
 
@@ -76,7 +77,7 @@ class JwksKeySet:
     async def key_for(self, kid: str | None, algorithm: str) -> Any:
         """The key object verifying `algorithm` under `kid`; Unauthenticated when there is none."""
         if algorithm not in ASYMMETRIC_ALGORITHMS:
-            raise Unauthenticated(f"token algorithm {algorithm!r} is not accepted")
+            raise Unauthenticated(f"token algorithm {quoted(algorithm)} is not accepted")
         stale = self._fetched_at is None or time.monotonic() - self._fetched_at > self.max_age_s
         if stale and self._may_refresh():
             await self._refresh(reason="expired" if self._keys else "initial")
@@ -89,7 +90,7 @@ class JwksKeySet:
             await self._refresh(reason="unknown_kid")
             key = self._lookup(kid, algorithm)
         if key is None:
-            raise Unauthenticated(f"token is signed with an unknown key (kid {kid!r})")
+            raise Unauthenticated(f"token is signed with an unknown key (kid {quoted(kid)})")
         return key
 
     def _may_refresh(self) -> bool:
