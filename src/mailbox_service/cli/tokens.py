@@ -33,8 +33,8 @@ def tokens() -> None:
     "--ttl",
     default=3600,
     show_default=True,
-    type=click.IntRange(1, 30 * 86400),
-    help="Lifetime in seconds.",
+    type=click.IntRange(min=1),
+    help="Lifetime in seconds; at most MAILBOX_AUTH_MAX_TOKEN_LIFETIME_S (default 43200).",
 )
 def mint(sub: str, accounts: tuple[str, ...], ttl: int) -> None:
     """Print an HS256 portal token alone on stdout."""

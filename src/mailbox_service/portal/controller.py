@@ -119,7 +119,9 @@ class PortalController(Controller):
                 selected=None,
             )
         try:
-            token = mint_token(services.settings.auth, user.sub, user.accounts, ttl_s=TOKEN_TTL_S)
+            auth = services.settings.auth
+            ttl_s = min(TOKEN_TTL_S, auth.max_token_lifetime_s)
+            token = mint_token(auth, user.sub, user.accounts, ttl_s=ttl_s)
         except ConfigurationError as exc:
             return pages.render(
                 "sign_in.html",

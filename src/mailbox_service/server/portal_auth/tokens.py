@@ -15,10 +15,11 @@ from typing import Any
 
 import jwt
 
-from mailbox_service.errors import ConfigurationError, Unauthenticated
+from mailbox_service.errors import BadRequest, ConfigurationError, Unauthenticated
 from mailbox_service.server.portal_auth.claims import PortalUser, user_from
 from mailbox_service.server.portal_auth.jwks import ASYMMETRIC_ALGORITHMS, JwksKeySet
-from mailbox_service.settings import AuthSettings
+from mailbox_service.settings import AuthSettings, check_auth
+from mailbox_service.untrusted import quoted
 
 __all__ = ["PortalUser", "TokenVerifier", "mint_token"]
 
@@ -26,6 +27,18 @@ HMAC_ALGORITHM = "HS256"
 LEEWAY_S = 30
 """Clock skew we tolerate between the identity provider and us, in seconds."""
 MAX_TOKEN_LENGTH = 16 * 1024
+
+
+def _check_lifetime(claims: dict[str, Any], max_lifetime_s: int) -> None:
+    """Refuse a token minted to live longer than we allow: `exp - iat`, or `exp - now`.
+
+    A stolen long-lived token is a standing key to a mailbox; the cap bounds what one is worth.
+    """
+    exp = claims["exp"]  # checked numeric by jwt.decode
+    iat = claims.get("iat")
+    start = iat if isinstance(iat, int | float) else dt.datetime.now(dt.UTC).timestamp()
+    if exp - start > max_lifetime_s:
+        raise Unauthenticated(f"token lives longer than the accepted maximum of {max_lifetime_s} s")
 
 
 class TokenVerifier:
@@ -38,10 +51,12 @@ class TokenVerifier:
         jwks: JwksKeySet | None = None,
         leeway_s: float = LEEWAY_S,
     ) -> None:
+        check_auth(settings)  # settings built in code skip load_settings' check
         self._secret = settings.jwt_secret
         self._audience = settings.audience
         self._issuer = settings.issuer
         self._leeway = leeway_s
+        self._max_lifetime_s = settings.max_token_lifetime_s
         self._jwks = jwks or (JwksKeySet(settings.jwks_url) if settings.jwks_url else None)
 
     @property
@@ -85,6 +100,7 @@ class TokenVerifier:
             raise Unauthenticated(f"token lacks the `{exc.claim}` claim") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token is not valid: {exc}") from None
+        _check_lifetime(claims, self._max_lifetime_s)
         return user_from(claims)
 
     async def _key_for(self, algorithm: str, kid: Any) -> Any:
@@ -92,7 +108,7 @@ class TokenVerifier:
             return self._secret
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks:
             return await self._jwks.key_for(kid if isinstance(kid, str) else None, algorithm)
-        raise Unauthenticated(f"token algorithm {algorithm!r} is not accepted")
+        raise Unauthenticated(f"token algorithm {quoted(algorithm)} is not accepted")
 
 
 def mint_token(
@@ -109,6 +125,12 @@ def mint_token(
         raise ConfigurationError(
             "no HS256 secret is configured (MAILBOX_AUTH_JWT_SECRET); development tokens "
             "can only be minted with one"
+        )
+    if ttl_s > settings.max_token_lifetime_s:
+        raise BadRequest(
+            f"ttl: {ttl_s} s is longer than MAILBOX_AUTH_MAX_TOKEN_LIFETIME_S "
+            f"({settings.max_token_lifetime_s} s)",
+            field="ttl",
         )
     issued = now or dt.datetime.now(dt.UTC)
     claims = {
