@@ -4,6 +4,7 @@ finds an edited, a deleted and a relinked entry. Each test writes to a database 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -62,7 +63,7 @@ async def test_two_services_writing_at_once_keep_one_valid_chain(
         doc["actor_id"][0]
         async for doc in first.collections.audit.find({}, {"actor_id": 1}).sort("_id", 1)
     ]
-    switches = sum(1 for x, y in zip(writers, writers[1:], strict=False) if x != y)
+    switches = sum(1 for x, y in itertools.pairwise(writers) if x != y)
     assert switches >= 2
 
 

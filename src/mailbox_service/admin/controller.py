@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from mailbox_service.admin import contract
 from mailbox_service.admin.schemas import NotificationPage, NotificationStats, ResendResult
 from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin, parse_time
+from mailbox_service.audit.http import record_key
 from mailbox_service.server.auth import provide_admin_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.openapi import errors
 
 
 class AdminNotificationsController(Controller):
     path = "/v1/admin/notifications"
     tags = ["admin"]
     dependencies = {"api_key": Provide(provide_admin_key)}
-    security = [{"apiKey": []}]
+    security = [{"apiKey": ["admin"]}]
 
-    @get("/stats", operation_id="notificationStats")
+    @get(
+        "/stats",
+        operation_id="notificationStats",
+        responses=errors(400, 401, 403, 429),
+        opt=contract.STATS,
+    )
     async def stats(
         self,
         services: ServicesDep,
@@ -41,7 +49,12 @@ class AdminNotificationsController(Controller):
             parse_time(since, "since"), parse_time(until, "until")
         )
 
-    @get("/", operation_id="listNotifications")
+    @get(
+        "/",
+        operation_id="listNotifications",
+        responses=errors(400, 401, 403, 429),
+        opt=contract.LIST,
+    )
     async def list_notifications(
         self,
         services: ServicesDep,
@@ -64,9 +77,12 @@ class AdminNotificationsController(Controller):
         "/{document_id:str}/resend",
         operation_id="resendNotification",
         status_code=HTTP_202_ACCEPTED,
+        responses=errors(400, 401, 403, 404, 409, 429),
+        opt=contract.RESEND,
     )
     async def resend(
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
@@ -77,6 +93,15 @@ class AdminNotificationsController(Controller):
         400 unknown channel, 404 unknown document, 409 email for a printed document or a
         delivery in progress.
         """
-        return await NotificationAdmin.of(services).resend(
+        result = await NotificationAdmin.of(services).resend(
             document_id, channel, by=f"admin key {api_key.key_id} ({api_key.source})"
         )
+        await record_key(
+            request,
+            services,
+            api_key,
+            "notification.resent",
+            document_id=result.document_id,
+            details={"channel": result.channel, "enqueued": result.enqueued},
+        )
+        return result

@@ -8,6 +8,7 @@ from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import Parameter
 
+from mailbox_service.audit import contract
 from mailbox_service.audit.entry import ACTIONS
 from mailbox_service.audit.query import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters, AuditQuery
 from mailbox_service.audit.schemas import AuditPage
@@ -20,7 +21,7 @@ class AdminAuditController(Controller):
     path = "/v1/admin/audit"
     tags = ["admin"]
     dependencies = {"api_key": Provide(provide_admin_key)}
-    security = [{"apiKey": []}]
+    security = [{"apiKey": ["admin"]}]
 
     @get(
         "/",
@@ -32,6 +33,7 @@ class AdminAuditController(Controller):
             429,
             notes={400: "A filter, the limit or the cursor is malformed; `field` names it."},
         ),
+        opt=contract.LIST,
     )
     async def list_entries(
         self,

@@ -16,6 +16,7 @@ from litestar.background_tasks import BackgroundTask
 from mailbox_service.audit.alerts import AlertKind
 from mailbox_service.audit.entry import ANONYMOUS, PortalCaller, key_actor, portal_actor
 from mailbox_service.errors import MailboxError, NotFound, Unauthenticated
+from mailbox_service.server import rate_limit
 
 if TYPE_CHECKING:
     from mailbox_service.server.services import Services
@@ -27,6 +28,11 @@ PORTAL_USER_STATE = "portal_user"
 
 
 def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The address the rate limits charge (X-Forwarded-For only from trusted proxies)."""
+    services = request.app.state.get("services")
+    budgets = getattr(services, "rate_limits", None)
+    if budgets is not None:
+        return rate_limit.client_address(request, budgets)
     return request.client.host if request.client else None
 
 

@@ -11,6 +11,7 @@ the same `$nor` form, so no range on `at` other than `since` reaches the index c
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,9 @@ SORT: list[tuple[str, int]] = [("at", DESCENDING), ("_id", DESCENDING)]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_VALUE_LENGTH = 256
+FILTER_VALUE = re.compile(r"[\x21-\x7e]+")
+"""What account ids, document ids, key ids and token subjects are made of (checked after the
+length, so the match is bounded); the contract publishes the same pattern."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,13 @@ class AuditFilters:
             ("document_id", document_id),
             ("actor", actor),
         ):
-            if value is not None and not 0 < len(value) <= MAX_VALUE_LENGTH:
-                raise BadRequest(f"{name}: must be 1-{MAX_VALUE_LENGTH} characters", field=name)
+            if value is not None and not (
+                0 < len(value) <= MAX_VALUE_LENGTH and FILTER_VALUE.fullmatch(value)
+            ):
+                raise BadRequest(
+                    f"{name}: must be 1-{MAX_VALUE_LENGTH} printable ASCII characters, no spaces",
+                    field=name,
+                )
         if action is not None and action not in ACTIONS:
             raise BadRequest(
                 f"action: unknown action {action[:64]!r}; known: {', '.join(ACTIONS)}",

@@ -40,4 +40,3 @@ class AuditItem(msgspec.Struct, frozen=True):
 class AuditPage(msgspec.Struct, frozen=True):
     items: list[AuditItem]
     next_cursor: str | None
-

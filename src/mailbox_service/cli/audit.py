@@ -30,10 +30,11 @@ def _day(_: click.Context, __: click.Parameter, value: str | None) -> str | None
 
 def _line(item: AuditItem) -> str:
     actor = item.actor
-    who = actor.sub or actor.key_id or actor.kind
+    who = actor.sub or actor.key_id
+    label = f"{actor.kind}:{who}" if who else actor.kind
     if actor.role:
-        who = f"{who} ({actor.role})"
-    parts = [f"{item.at:%Y-%m-%dT%H:%M:%S}Z", f"{item.action:<20}", f"{actor.kind}:{who}"]
+        label = f"{label} ({actor.role})"
+    parts = [f"{item.at:%Y-%m-%dT%H:%M:%S}Z", f"{item.action:<20}", label]
     if item.account_id:
         parts.append(f"account={item.account_id}")
     if item.document_id:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailbox_service.cli import (
     accounts,
+    audit,
     backfill,
     demo,
     demo_seed,
@@ -35,6 +36,7 @@ for command in (
     backfill.backfill,
     demo.demo,
     tokens.tokens,
+    audit.audit,
 ):
     root.add_command(command)
 

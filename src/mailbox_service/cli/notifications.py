@@ -7,6 +7,7 @@ import msgspec
 
 from mailbox_service.admin.schemas import NotificationPage, NotificationStats
 from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin, parse_time
+from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.notifications.channels import CHANNELS, STATUSES
 from mailbox_service.server.services import Services
@@ -104,6 +105,12 @@ def resend(document_id: str, channel: str, by: str) -> None:
 
     async def body(services: Services) -> None:
         result = await NotificationAdmin.of(services).resend(document_id, channel, by=by)
+        await services.audit.record(
+            "notification.resent",
+            OPERATOR,
+            document_id=result.document_id,
+            details={"channel": result.channel, "by": by, "enqueued": result.enqueued},
+        )
         queued = "enqueued" if result.enqueued else "not enqueued (Redis down; the sweep will)"
         click.echo(f"{result.document_id} {result.channel}: {result.status}, {queued}")
 

@@ -9,7 +9,8 @@ from litestar.di import Provide
 from litestar.params import Body, FromPath, Parameter
 from litestar.response import Stream
 
-from mailbox_service.mailbox import access, content
+from mailbox_service.audit.http import record_portal
+from mailbox_service.mailbox import access, content, contract
 from mailbox_service.mailbox.filters import DEFAULT_LIMIT, MAX_LIMIT, parse_filters
 from mailbox_service.mailbox.schemas import (
     DocumentDetail,
@@ -21,6 +22,7 @@ from mailbox_service.mailbox.schemas import (
 from mailbox_service.mailbox.service import decode_preferences
 from mailbox_service.server.deps import PortalUserDep, ServicesDep
 from mailbox_service.server.errors import error_body
+from mailbox_service.server.openapi import errors, response
 from mailbox_service.server.portal_auth.guard import provide_portal_user
 
 DOCUMENT = "/documents/{document_id:str}"
@@ -30,7 +32,9 @@ DOCUMENT = "/documents/{document_id:str}"
 FILE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox",
-    "Cache-Control": "private, no-cache",
+    # Bank and health documents: no cache, shared or private, keeps a copy; ETag/304 still
+    # spares a client that re-asks while it has the file open.
+    "Cache-Control": "no-store",
     "Accept-Ranges": "bytes",
 }
 
@@ -41,9 +45,15 @@ class MailboxController(Controller):
     dependencies = {"user": Provide(provide_portal_user)}
     security = [{"portalJwt": []}]
 
-    @get("/documents", operation_id="listMailboxDocuments")
+    @get(
+        "/documents",
+        operation_id="listMailboxDocuments",
+        responses=errors(400, 401, 429, 503),
+        opt=contract.LIST,
+    )
     async def list_documents(
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         user: PortalUserDep,
         account: Annotated[str | None, Parameter(description="Only this account.")] = None,
@@ -77,16 +87,42 @@ class MailboxController(Controller):
             issued_from=issued_from,
             issued_to=issued_to,
         )
-        return await services.mailbox.page(user, filters, limit=limit, cursor=cursor)
+        page = await services.mailbox.page(user, filters, limit=limit, cursor=cursor)
+        asked = {"account": account, "type": type, "unread": unread, "archived": archived}
+        details = {k: v for k, v in asked.items() if v is not None}
+        await record_portal(
+            request,
+            services,
+            user,
+            "mailbox.listed",
+            account_id=account,
+            details={**details, "items": len(page.items), "more": page.next_cursor is not None},
+        )
+        return page
 
-    @get(DOCUMENT, operation_id="getMailboxDocument")
+    @get(DOCUMENT, operation_id="getMailboxDocument", responses=errors(401, 404, 429, 503))
     async def get_document(
-        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        user: PortalUserDep,
+        document_id: FromPath[str],
     ) -> DocumentDetail:
         """One document with all its attributes."""
-        return detail_from(await services.mailbox.get(user, document_id))
+        doc = await services.mailbox.get(user, document_id)
+        await _record_document(request, services, user, "document.read", doc, {"view": "detail"})
+        return detail_from(doc)
 
-    @get(f"{DOCUMENT}/content", operation_id="downloadMailboxDocument")
+    @get(
+        f"{DOCUMENT}/content",
+        operation_id="downloadMailboxDocument",
+        responses={
+            206: response("One byte range of the file.", media_type="application/octet-stream"),
+            304: response("The client's copy (`If-None-Match`) is current."),
+            **errors(400, 401, 403, 404, 416, 429, 503, notes=access.STEP_UP_403),
+        },
+        opt=contract.DOWNLOAD,
+    )
     async def download(
         self,
         request: Request[Any, Any, Any],
@@ -106,6 +142,9 @@ class MailboxController(Controller):
         etag = content.etag_for(blob["sha256"])
         headers = {**FILE_HEADERS, "ETag": etag}
         if content.not_modified(request.headers.get("if-none-match"), etag):
+            await _record_document(
+                request, services, user, "document.downloaded", doc, {"status": 304}
+            )
             return Response(b"", status_code=304, headers=headers)
         size = int(blob["size"])
         wanted = (
@@ -131,51 +170,119 @@ class MailboxController(Controller):
         headers["Content-Length"] = str(length)
         chunks = await content.open_blob(services.blobs, blob["key"], offset, length)
         await services.mailbox.record_download(doc)
+        await _record_document(
+            request,
+            services,
+            user,
+            "document.downloaded",
+            doc,
+            {"status": status, "offset": offset, "length": length},
+        )
         return Stream(chunks, status_code=status, media_type=blob["content_type"], headers=headers)
 
-    @post(f"{DOCUMENT}/read", operation_id="markMailboxDocumentRead", status_code=200)
+    @post(
+        f"{DOCUMENT}/read",
+        operation_id="markMailboxDocumentRead",
+        status_code=200,
+        responses=errors(401, 403, 404, 429, 503, notes=access.READ_ONLY_403),
+    )
     async def mark_read(
-        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        user: PortalUserDep,
+        document_id: FromPath[str],
     ) -> DocumentDetail:
         """Mark as read (idempotent: the first read time stays)."""
-        return detail_from(await services.mailbox.mark_read(user, document_id, True))
+        doc = await services.mailbox.mark_read(user, document_id, True)
+        await _record_document(request, services, user, "document.read", doc, {"marked": "read"})
+        return detail_from(doc)
 
-    @delete(f"{DOCUMENT}/read", operation_id="markMailboxDocumentUnread", status_code=200)
+    @delete(
+        f"{DOCUMENT}/read",
+        operation_id="markMailboxDocumentUnread",
+        status_code=200,
+        responses=errors(401, 403, 404, 429, 503, notes=access.READ_ONLY_403),
+    )
     async def mark_unread(
-        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        user: PortalUserDep,
+        document_id: FromPath[str],
     ) -> DocumentDetail:
         """Mark as unread again; `first_read_at` keeps the first read for the record."""
-        return detail_from(await services.mailbox.mark_read(user, document_id, False))
+        doc = await services.mailbox.mark_read(user, document_id, False)
+        await _record_document(request, services, user, "document.read", doc, {"marked": "unread"})
+        return detail_from(doc)
 
-    @post(f"{DOCUMENT}/archive", operation_id="archiveMailboxDocument", status_code=200)
+    @post(
+        f"{DOCUMENT}/archive",
+        operation_id="archiveMailboxDocument",
+        status_code=200,
+        responses=errors(401, 403, 404, 429, 503, notes=access.READ_ONLY_403),
+    )
     async def archive(
-        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        user: PortalUserDep,
+        document_id: FromPath[str],
     ) -> DocumentDetail:
         """Move to the archive (hidden from the default list)."""
-        return detail_from(await services.mailbox.mark_archived(user, document_id, True))
+        doc = await services.mailbox.mark_archived(user, document_id, True)
+        await _record_document(
+            request, services, user, "document.archived", doc, {"archived": True}
+        )
+        return detail_from(doc)
 
-    @delete(f"{DOCUMENT}/archive", operation_id="unarchiveMailboxDocument", status_code=200)
+    @delete(
+        f"{DOCUMENT}/archive",
+        operation_id="unarchiveMailboxDocument",
+        status_code=200,
+        responses=errors(401, 403, 404, 429, 503, notes=access.READ_ONLY_403),
+    )
     async def unarchive(
-        self, services: ServicesDep, user: PortalUserDep, document_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        user: PortalUserDep,
+        document_id: FromPath[str],
     ) -> DocumentDetail:
         """Back to the inbox."""
-        return detail_from(await services.mailbox.mark_archived(user, document_id, False))
+        doc = await services.mailbox.mark_archived(user, document_id, False)
+        await _record_document(
+            request, services, user, "document.archived", doc, {"archived": False}
+        )
+        return detail_from(doc)
 
-    @get("/unread-count", operation_id="getMailboxUnreadCount")
+    @get("/unread-count", operation_id="getMailboxUnreadCount", responses=errors(401, 429, 503))
     async def unread_count(self, services: ServicesDep, user: PortalUserDep) -> UnreadCount:
         """Unread documents that are not archived."""
         return await services.mailbox.unread_count(user)
 
-    @get("/accounts/{account_id:str}/preferences", operation_id="getAccountPreferences")
+    @get(
+        "/accounts/{account_id:str}/preferences",
+        operation_id="getAccountPreferences",
+        responses=errors(401, 403, 404, 429, 503, notes=access.PREFERENCES_403),
+    )
     async def get_preferences(
         self, services: ServicesDep, user: PortalUserDep, account_id: FromPath[str]
     ) -> Preferences:
         """Paperless consent, notification email and locale of one of the caller's accounts."""
         return await services.mailbox.preferences(user, account_id)
 
-    @put("/accounts/{account_id:str}/preferences", operation_id="updateAccountPreferences")
+    @put(
+        "/accounts/{account_id:str}/preferences",
+        operation_id="updateAccountPreferences",
+        responses=errors(
+            400, 401, 403, 404, 413, 422, 429, 503, notes=access.CHANGE_PREFERENCES_403
+        ),
+        opt=contract.PREFERENCES_UPDATE,
+    )
     async def put_preferences(
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         user: PortalUserDep,
         account_id: FromPath[str],
@@ -186,4 +293,41 @@ class MailboxController(Controller):
     ) -> Preferences:
         """Change preferences; consent changes are recorded with time and the token's `sub`."""
         update = decode_preferences(data)
-        return await services.mailbox.update_preferences(user, account_id, update)
+        before = await services.mailbox.preferences(user, account_id)
+        after = await services.mailbox.update_preferences(user, account_id, update)
+        # The whole change, every time: the account keeps only the latest consent changes.
+        changed = [f for f in PREFERENCE_FIELDS if getattr(before, f) != getattr(after, f)]
+        await record_portal(
+            request,
+            services,
+            user,
+            "preferences.changed",
+            account_id=account_id,
+            details={
+                "before": {f: getattr(before, f) for f in changed},
+                "after": {f: getattr(after, f) for f in changed},
+            },
+        )
+        return after
+
+
+PREFERENCE_FIELDS = ("paperless", "email", "locale")
+
+
+async def _record_document(
+    request: Request[Any, Any, Any],
+    services: ServicesDep,
+    user: PortalUserDep,
+    action: str,
+    doc: dict[str, Any],
+    details: dict[str, Any],
+) -> None:
+    await record_portal(
+        request,
+        services,
+        user,
+        action,
+        account_id=doc["account_id"],
+        document_id=doc["_id"],
+        details=details,
+    )

@@ -25,6 +25,7 @@ from mailbox_service.observability import metrics, tracing
 from mailbox_service.observability.exposition import metrics_controller
 from mailbox_service.observability.http_metrics import route_metrics_config
 from mailbox_service.portal import portal_handlers
+from mailbox_service.server.allow import list_every_method_in_allow
 from mailbox_service.server.errors import EXCEPTION_HANDLERS
 from mailbox_service.server.health import HealthController
 from mailbox_service.server.openapi import publish_contract
@@ -119,4 +120,5 @@ def create_litestar(
         debug=False,
     )
     publish_contract(app, services.registry if services else load_registry())
+    list_every_method_in_allow(app)
     return app
