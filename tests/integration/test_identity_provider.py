@@ -223,7 +223,7 @@ async def test_reader_reads_and_only_owner_changes_preferences(
 
 
 async def test_support_reads_any_mailbox_and_changes_nothing(
-    keycloak: KeycloakRealm, oidc_client: Client, ingest_key: str
+    keycloak: KeycloakRealm, oidc_client: Client, ingest_key: str, services: Services
 ) -> None:
     customer = unique("kc")
     doc = await ingest(oidc_client, ingest_key, customer)
@@ -259,6 +259,16 @@ async def test_support_reads_any_mailbox_and_changes_nothing(
         f"/v1/mailbox/documents/{unique('nope')}", headers=bearer(token)
     )
     assert missing.status_code == 404
+
+    # Every access is in the audit trail, with the role the agent acted in.
+    oidc_client.blocking_portal.call(oidc_client.app.state.services.audit.flush)
+    sub = claims["sub"]
+    entries = await services.collections.audit.find({"actor_id": sub}).to_list()
+    actions = {(entry["action"], entry["document_id"]) for entry in entries}
+    assert ("mailbox.listed", None) in actions
+    assert ("document.read", doc) in actions
+    assert ("document.downloaded", doc) in actions
+    assert all(entry["actor"].get("role") == "support" for entry in entries)
 
 
 async def test_sensitive_content_needs_a_sign_in_with_a_one_time_code(

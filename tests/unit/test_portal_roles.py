@@ -44,6 +44,7 @@ def test_a_plain_account_list_grants_owner_as_before() -> None:
     assert user.role_on("A2") == "owner"
     assert user.role_on("B") is None
     assert not user.support
+    assert user.role is None
 
 
 def test_account_roles_is_an_object_so_ids_with_colons_stay_whole() -> None:
@@ -90,6 +91,7 @@ def test_support_comes_from_keycloak_realm_roles_or_a_plain_roles_list(
     assert user.support
     assert user.accounts == ()
     assert user.role_on("ANY") == "support"
+    assert user.role == "support"  # what the audit trail records for the caller
     assert access.may_view(user, "ANY")
 
 

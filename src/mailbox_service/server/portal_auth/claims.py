@@ -57,6 +57,12 @@ class PortalUser(msgspec.Struct, frozen=True):
     def owns(self, account_id: str) -> bool:
         return account_id in self.accounts and account_id not in self.readers
 
+    @property
+    def role(self) -> str | None:
+        """The token-wide role for the audit trail: `support`, else None (the per-account
+        roles are `role_on`)."""
+        return "support" if self.support else None
+
     def role_on(self, account_id: str) -> CallerRole | None:
         """The role this caller acts in on an account: its own grant first, then support."""
         if account_id in self.accounts:
