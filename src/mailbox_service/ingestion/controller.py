@@ -9,11 +9,18 @@ from litestar.background_tasks import BackgroundTask
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from mailbox_service.errors import PayloadTooLarge
+from mailbox_service.errors import Forbidden, PayloadTooLarge
+from mailbox_service.ingestion.contract import ingest_request_body
 from mailbox_service.ingestion.multipart import read_upload
-from mailbox_service.ingestion.schemas import IngestResponse, decode_metadata
+from mailbox_service.ingestion.schemas import (
+    DocumentTypeInfo,
+    DocumentTypeList,
+    IngestResponse,
+    decode_metadata,
+)
 from mailbox_service.server.auth import provide_any_key, provide_ingest_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.openapi import documented, errors, response
 
 # Multipart framing and the metadata part come on top of the file itself.
 ENVELOPE_ALLOWANCE = 1024 * 1024
@@ -29,7 +36,28 @@ class IngestionController(Controller):
         dependencies={"api_key": Provide(provide_ingest_key)},
         request_max_body_size=None,
         status_code=HTTP_201_CREATED,
-        responses={},
+        security=[{"apiKey": ["ingest"]}],
+        responses={
+            200: response(
+                "Identical replay of (source, source_ref): nothing new stored.", IngestResponse
+            ),
+            **errors(
+                400,
+                401,
+                403,
+                409,
+                413,
+                415,
+                422,
+                429,
+                503,
+                notes={
+                    403: "The key lacks the `ingest` scope, or may not send to this account.",
+                    409: "Same `source_ref` from this source, other content.",
+                },
+            ),
+        },
+        opt=documented(request_body=ingest_request_body),
     )
     async def ingest(
         self, request: Request[Any, Any, Any], services: ServicesDep, api_key: ApiKeyDep
@@ -53,7 +81,12 @@ class IngestionController(Controller):
             max_metadata=limits.max_metadata_bytes,
         )
         try:
-            metadata = decode_metadata(upload.metadata)
+            metadata = decode_metadata(upload.metadata, max_bytes=limits.max_metadata_bytes)
+            # Before the account is read: the answer must not depend on its existence or consent.
+            if not api_key.may_send_to(metadata.account_id):
+                raise Forbidden(
+                    "this API key may not send documents to this account", field="account_id"
+                )
             outcome = await services.ingest.accept(
                 metadata, upload.file, source=api_key.source, announce=False
             )
@@ -75,19 +108,21 @@ class IngestionController(Controller):
         "/document-types",
         operation_id="listDocumentTypes",
         dependencies={"api_key": Provide(provide_any_key)},
+        security=[{"apiKey": []}],
+        responses=errors(401, 429),
     )
-    async def document_types(self, services: ServicesDep, api_key: ApiKeyDep) -> dict[str, Any]:
+    async def document_types(self, services: ServicesDep, api_key: ApiKeyDep) -> DocumentTypeList:
         """Every registered document type with the JSON Schema of its attributes."""
-        return {
-            "items": [
-                {
-                    "name": t.name,
-                    "label": t.label,
-                    "digital": t.digital,
-                    "retention_days": t.retention.days,
-                    "content_types": sorted(t.content_types),
-                    "attributes_schema": t.json_schema(),
-                }
+        return DocumentTypeList(
+            items=[
+                DocumentTypeInfo(
+                    name=t.name,
+                    label=t.label,
+                    digital=t.digital,
+                    retention_days=t.retention.days,
+                    content_types=sorted(t.content_types),
+                    attributes_schema=t.json_schema(),
+                )
                 for t in services.registry
             ]
-        }
+        )

@@ -1,7 +1,10 @@
 """AccountStore: paperless consent, notification email and locale per customer account.
 
 Every consent change is appended to `consent_history` with its time and who made it, because
-a customer's opt-in is evidence that must survive later changes.
+a customer's opt-in is evidence that must survive later changes. The account keeps only the
+last `CONSENT_HISTORY_KEPT` of them: every ingest reads this document, and a customer toggling
+consent must not make it grow without bound. The full history is the audit trail's
+(`preferences.changed`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ class Account(msgspec.Struct, frozen=True):
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
 
+
+CONSENT_HISTORY_KEPT = 50
+"""Consent changes kept in the account document, newest last; older ones are dropped."""
 
 _UNSET: Any = object()
 
@@ -70,7 +76,8 @@ class AccountStore:
         push: dict[str, Any] = {}
         if paperless is not None and paperless != current.paperless:
             sets |= {"paperless": paperless, "paperless_changed_at": now}
-            push["consent_history"] = {"paperless": paperless, "at": now, "by": by}
+            change = {"paperless": paperless, "at": now, "by": by}
+            push["consent_history"] = {"$each": [change], "$slice": -CONSENT_HISTORY_KEPT}
         if email is not _UNSET and email != current.email:
             sets |= {"email": email, "email_changed_at": now}
         if locale is not _UNSET and locale != current.locale:

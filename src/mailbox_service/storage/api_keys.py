@@ -2,6 +2,10 @@
 
 Only a SHA-256 of the key is stored. Keys carry 256 bits of randomness, so a fast hash is
 enough: there is nothing to brute-force, unlike a password.
+
+An ingest key may be bound to account id patterns (`accounts`, globs matched with
+`fnmatch.fnmatchcase`): it may then only send documents to matching accounts. A key stored
+without the field (every key made before it existed) may send to every account.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import datetime as dt
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Literal
 
 import msgspec
@@ -27,6 +33,11 @@ class ApiKey(msgspec.Struct, frozen=True):
     scopes: list[str]
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+    accounts: tuple[str, ...] = ()
+    """Account id patterns this key may send to; empty: every account."""
+
+    def may_send_to(self, account_id: str) -> bool:
+        return not self.accounts or any(fnmatchcase(account_id, p) for p in self.accounts)
 
 
 def hash_key(key: str) -> str:
@@ -41,6 +52,7 @@ def _to_key(doc: dict[str, object]) -> ApiKey:
             "scopes": doc["scopes"],
             "created_at": doc["created_at"],
             "revoked_at": doc.get("revoked_at"),
+            "accounts": doc.get("accounts") or (),
         },
         ApiKey,
         strict=False,
@@ -61,8 +73,13 @@ class ApiKeyStore:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, _Remembered] = {}
 
-    async def create(self, source: str, scopes: list[str]) -> tuple[ApiKey, str]:
-        """Store a new key; return it with its secret, which is shown once and never again."""
+    async def create(
+        self, source: str, scopes: list[str], accounts: Sequence[str] = ()
+    ) -> tuple[ApiKey, str]:
+        """Store a new key; return it with its secret, which is shown once and never again.
+
+        `accounts`: patterns the key may send documents to (none: every account).
+        """
         key_id = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         now = utcnow()
@@ -74,9 +91,10 @@ class ApiKeyStore:
                 "scopes": scopes,
                 "created_at": now,
                 "revoked_at": None,
+                **({"accounts": list(accounts)} if accounts else {}),
             }
         )
-        return ApiKey(key_id, source, scopes, now), secret
+        return ApiKey(key_id, source, scopes, now, accounts=tuple(accounts)), secret
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active key matching `secret`, or None (unknown or revoked)."""
