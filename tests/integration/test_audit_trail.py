@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 from app_fixtures import cli, unique
 from audit_fixtures import audit_entries
 from mailbox_fixtures import bearer, ingest, portal_token
+from mailbox_service.server.portal_auth import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from notify_fixtures import store_document
@@ -62,7 +63,10 @@ async def test_each_portal_action_is_audited_with_actor_account_document_and_req
     for (_, _, action, details), request_id in zip(calls, request_ids, strict=True):
         entry = by_request[request_id]
         assert entry["action"] == action
-        assert entry["actor"] == {"kind": "portal", "sub": sub}
+        # The role the caller acts in on the account (an `accounts` grant is `owner`); a list
+        # over all the token's accounts has none.
+        role = {} if action == "mailbox.listed" else {"role": "owner"}
+        assert entry["actor"] == {"kind": "portal", "sub": sub, **role}
         assert entry["client"] == CLIENT_ADDRESS
         if action != "mailbox.listed":
             assert entry["account_id"] == account
@@ -160,3 +164,30 @@ async def test_cli_key_and_resend_commands_are_audited_as_the_operator(
     )
     assert resent["actor"] == {"kind": "operator"}
     assert resent["details"]["by"] == "ops-jane"
+
+
+async def test_support_reads_are_audited_with_the_support_role(
+    client: AsyncTestClient[Any], services: Services, settings: Settings, ingest_key: str
+) -> None:
+    customer, agent = unique("acct"), unique("agent")
+    document_id = await ingest(client, ingest_key, customer)
+    token = mint_token(settings.auth, agent, [], ttl_s=600, extra_claims={"roles": ["support"]})
+    listed = await client.get(
+        "/v1/mailbox/documents", params={"account": customer}, headers=bearer(token)
+    )
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.json()["items"]] == [document_id]
+    for path in (
+        f"/v1/mailbox/documents/{document_id}",
+        f"/v1/mailbox/documents/{document_id}/content",
+    ):
+        assert (await client.get(path, headers=bearer(token))).status_code == 200
+    entries = await audit_entries(services, {"actor_id": agent}, 3)
+    assert [e["action"] for e in entries] == [
+        "mailbox.listed",
+        "document.read",
+        "document.downloaded",
+    ]
+    for entry in entries:
+        assert entry["actor"] == {"kind": "portal", "sub": agent, "role": "support"}
+        assert entry["account_id"] == customer

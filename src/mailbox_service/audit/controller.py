@@ -9,8 +9,14 @@ from litestar.di import Provide
 from litestar.params import Parameter
 
 from mailbox_service.audit import contract
-from mailbox_service.audit.entry import ACTIONS
-from mailbox_service.audit.query import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters, AuditQuery
+from mailbox_service.audit.entry import AuditAction
+from mailbox_service.audit.query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_VALUE_LENGTH,
+    AuditFilters,
+    AuditQuery,
+)
 from mailbox_service.audit.schemas import AuditPage
 from mailbox_service.server.auth import provide_admin_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
@@ -39,18 +45,24 @@ class AdminAuditController(Controller):
         self,
         services: ServicesDep,
         api_key: ApiKeyDep,
-        account_id: Annotated[str | None, Parameter(description="Only this account.")] = None,
-        document_id: Annotated[str | None, Parameter(description="Only this document.")] = None,
+        account_id: Annotated[
+            str | None,
+            Parameter(min_length=1, max_length=MAX_VALUE_LENGTH, description="Only this account."),
+        ] = None,
+        document_id: Annotated[
+            str | None,
+            Parameter(min_length=1, max_length=MAX_VALUE_LENGTH, description="Only this document."),
+        ] = None,
         actor: Annotated[
             str | None,
             Parameter(
+                min_length=1,
+                max_length=MAX_VALUE_LENGTH,
                 description="Only this actor: a token `sub`, an API key id, `operator` or "
-                "`anonymous`."
+                "`anonymous`.",
             ),
         ] = None,
-        action: Annotated[
-            str | None, Parameter(description=f"Only this action: {', '.join(ACTIONS)}.")
-        ] = None,
+        action: Annotated[AuditAction | None, Parameter(description="Only this action.")] = None,
         since: Annotated[
             str | None, Parameter(description="At or after (a date or an ISO 8601 time).")
         ] = None,

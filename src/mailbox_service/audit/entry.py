@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol, get_args
 
 import msgspec
 
 from mailbox_service.storage.mongo import Doc
 
-ACTIONS: Final = (
+AuditAction = Literal[
     "mailbox.listed",
     "document.read",
     "document.downloaded",
@@ -35,7 +35,8 @@ ACTIONS: Final = (
     "notification.resent",
     "auth.failed",
     "rate.limited",
-)
+]
+ACTIONS: Final[tuple[str, ...]] = get_args(AuditAction)
 GENESIS: Final = "0" * 64
 """`prev_hash` of the first entry of a day."""
 MAX_DETAILS_BYTES: Final = 8 * 1024
@@ -62,6 +63,11 @@ class PortalCaller(Protocol):
     @property
     def sub(self) -> str: ...
 
+    @property
+    def role(self) -> str | None: ...
+
+    def role_on(self, account_id: str) -> str | None: ...
+
 
 class _Key(Protocol):
     @property
@@ -71,11 +77,13 @@ class _Key(Protocol):
     def source(self) -> str: ...
 
 
-def portal_actor(user: PortalCaller) -> Actor:
-    """A portal caller; `role` when the token gives one (e.g. `support` reading for a customer)."""
+def portal_actor(user: PortalCaller, account_id: str | None = None) -> Actor:
+    """A portal caller, with the role it acts in: on `account_id` when the action is about one
+    account (`reader`, `owner`, or `support` reading a customer's mailbox), else the token-wide
+    role (`support`) if any."""
     actor = {"kind": "portal", "sub": user.sub}
-    role = getattr(user, "role", None)
-    if isinstance(role, str) and role:
+    role = user.role_on(account_id) if account_id is not None else user.role
+    if role:
         actor["role"] = role
     return actor
 

@@ -99,7 +99,7 @@ async def record_portal(
     """Audit what a portal caller just did (buffered: costs no database round trip)."""
     await services.audit.record(
         action,
-        portal_actor(user),
+        portal_actor(user, account_id),
         account_id=account_id,
         document_id=document_id,
         details=details,
