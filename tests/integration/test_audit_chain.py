@@ -160,3 +160,15 @@ async def test_a_batch_whose_insert_failed_is_written_later_with_the_same_positi
     report = await services.audit.chain.verify_day(day)
     assert report.ok, report
     assert report.entries == 8
+
+
+async def test_verify_of_every_day_finds_a_day_whose_head_was_deleted(
+    isolated: tuple[Settings, Services],
+) -> None:
+    own, services = isolated
+    day = await chained_day(services, 5)
+    await services.collections.audit_heads.delete_one({"_id": day})
+    assert await services.audit.chain.days() == [day]
+    result = cli("audit", "verify", env={"MAILBOX_MONGO_DATABASE": own.mongo.database}, check=False)
+    assert result.returncode == 1
+    assert "the day's head document is missing" in result.stdout

@@ -16,6 +16,7 @@ process that dies in that moment leaves such a gap.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -101,7 +102,22 @@ class AuditChain:
     # --- checking ----------------------------------------------------------------------
 
     async def days(self) -> list[str]:
-        return [doc["_id"] async for doc in self._heads.find({}, {"_id": 1}).sort("_id", 1)]
+        """Every day with a head or with entries: a day whose head was deleted is still found
+        (the calendar days between the first and the last entry are each looked up by `_id`)."""
+        found = {doc["_id"] async for doc in self._heads.find({}, {"_id": 1})}
+        first = await self._entries.find_one({}, {"_id": 1}, sort=[("_id", 1)])
+        last = await self._entries.find_one({}, {"_id": 1}, sort=[("_id", -1)])
+        if first is not None and last is not None:
+            day = dt.date.fromisoformat(first["_id"].split(":")[0])
+            end = dt.date.fromisoformat(last["_id"].split(":")[0])
+            while day <= end:
+                name = day.isoformat()
+                if name not in found and await self._entries.find_one(
+                    {"_id": {"$gte": f"{name}:", "$lt": f"{name};"}}, {"_id": 1}
+                ):
+                    found.add(name)
+                day += dt.timedelta(days=1)
+        return sorted(found)
 
     async def verify_day(self, day: str, *, settle_s: float = 0.0) -> DayReport:
         """Walk `day`'s chain in order; report the first gap, edited entry or broken link.
