@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import time
@@ -105,6 +106,7 @@ async def http_costs(settings: Settings, count: int) -> None:
         services = Services.build(configured)
         built.append(services)
         app = create_litestar(configured, services=services, extra_handlers=[ping])
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # create_litestar set up logging
         app.state.services = services  # the lifespan would; ASGITransport does not run it
         transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 4000))
         clients[label] = httpx.AsyncClient(transport=transport, base_url="http://bench")
@@ -134,6 +136,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     configure_logging("console")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     stack = Stack(StackConfig.for_profile(os.environ.get("MAILBOX_BENCH_PROFILE", "test9")))
     stack.up()
     os.environ.update(stack.env())
