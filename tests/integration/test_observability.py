@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import socketio
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import (
@@ -23,11 +24,12 @@ from app_fixtures import (
     start_live_server,
     stop_process,
 )
+from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from metrics_scrape import Samples, scrape, value
-from notify_fixtures import WorkerProcess, wait_status
+from notify_fixtures import WorkerProcess, eventually, wait_status
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -245,3 +247,36 @@ async def test_worker_port_serves_delivery_counters(
         worker.stop()
     if processes > 1:
         assert "metrics.serving" in worker.output()
+
+
+async def test_socketio_connections_gauge_follows_sessions(
+    metrics_server: LiveServer, settings: Settings
+) -> None:
+    url = f"{metrics_server.url}/metrics"
+
+    def connections() -> float:
+        return value(scrape(url)[1], "mailbox_socketio_connections")
+
+    before = connections()
+    clients = [socketio.AsyncClient(reconnection=False) for _ in range(2)]
+    refused = socketio.AsyncClient(reconnection=False)
+    try:
+        for index, sio in enumerate(clients):
+            token = portal_token(settings, f"acct-gauge-{index}", sub=f"gauge-{index}")
+            await sio.connect(
+                metrics_server.url, auth={"token": token}, transports=["websocket"], wait_timeout=5
+            )
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(
+                metrics_server.url, auth={"token": "bad"}, transports=["websocket"], wait_timeout=5
+            )
+        assert connections() == before + 2  # a refused session is not counted
+    finally:
+        for sio in clients:
+            if sio.connected:
+                await sio.disconnect()
+
+    async def probe() -> float:
+        return connections()
+
+    await eventually(probe, lambda now: now == before, within=10, what="the gauge to drop")

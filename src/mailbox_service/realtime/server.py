@@ -25,7 +25,7 @@ import socketio
 
 from mailbox_service.errors import MailboxError, RateLimited, Unauthenticated
 from mailbox_service.log import get_logger
-from mailbox_service.observability.metrics import SOCKETIO_CONNECTIONS
+from mailbox_service.observability import metrics
 from mailbox_service.realtime.events import CHANNEL, NAMESPACE, room_for
 from mailbox_service.realtime.guarded import GuardedServer
 from mailbox_service.realtime.payloads import MAX_MESSAGE_BYTES, BoundedPacket
@@ -98,12 +98,12 @@ class PortalNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if user.expires_at is not None:
             self._expiries[sid] = asyncio.create_task(self._expire(sid, user.expires_at))
         self._counted.add(sid)
-        SOCKETIO_CONNECTIONS.inc()
+        metrics.socketio_connections(+1)
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         if sid in self._counted:
             self._counted.discard(sid)
-            SOCKETIO_CONNECTIONS.dec()
+            metrics.socketio_connections(-1)
         task = self._expiries.pop(sid, None)
         if task is not None:
             task.cancel()
