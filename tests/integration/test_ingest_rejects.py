@@ -188,7 +188,7 @@ async def test_missing_file_part_is_400(client: Any, ingest_key: str) -> None:
                     "surprise": 1,
                 }
             },
-            "attributes",
+            "attributes.surprise",
         ),
         ({"account_id": ""}, "account_id"),
         ({"issued_at": "2026-01-01T00:00:00"}, "issued_at"),
