@@ -87,8 +87,11 @@ class SocketSessions:
         settings: RateSettings,
         redis: aioredis.Redis,
         close: Callable[[str], Awaitable[None]],
+        *,
+        user_lease_s: float = USER_LEASE_S,
     ) -> None:
         self.settings = settings
+        self._user_lease_s = user_lease_s
         self._redis = redis
         self._close = close
         self._admit = redis.register_script(ADMIT_SCRIPT)
@@ -125,7 +128,7 @@ class SocketSessions:
         if session.sub == sub:
             return None
         cap = self.settings.sockets_per_user
-        if not await self._admitted(user_key(sub), eio_sid, USER_LEASE_S, cap):
+        if not await self._admitted(user_key(sub), eio_sid, self._user_lease_s, cap):
             return f"too many Socket.IO sessions for this user (limit {cap}); close one first"
         if session.timer is not None:
             session.timer.cancel()
@@ -192,7 +195,7 @@ class SocketSessions:
 
     async def _renew_forever(self) -> None:
         while True:
-            await asyncio.sleep(USER_LEASE_S / 3)
+            await asyncio.sleep(self._user_lease_s / 3)
             try:
                 await self.renew()
             except (RedisError, OSError) as exc:
@@ -209,7 +212,9 @@ class SocketSessions:
         async with self._redis.pipeline(transaction=False) as pipe:
             for sub, members in by_user.items():
                 await self._renew(
-                    keys=[user_key(sub)], args=[int(USER_LEASE_S * 1000), *members], client=pipe
+                    keys=[user_key(sub)],
+                    args=[int(self._user_lease_s * 1000), *members],
+                    client=pipe,
                 )
             await pipe.execute()
 
