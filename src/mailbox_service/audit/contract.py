@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbox_service.audit.entry import ACTIONS
 from mailbox_service.audit.query import MAX_VALUE_LENGTH
 from mailbox_service.mailbox.cursor import MAX_CURSOR_LENGTH
 from mailbox_service.server.openapi import documented
@@ -29,7 +28,6 @@ LIST = documented(
         "account_id": _filter_value("Only this account."),
         "document_id": _filter_value("Only this document."),
         "actor": _filter_value("Only this actor: a token `sub`, an API key id, `operator`..."),
-        "action": {"type": "string", "enum": list(ACTIONS)},
         "since": {
             "anyOf": [
                 {"type": "string", "format": "date"},

@@ -144,9 +144,8 @@ WWW_AUTHENTICATE = Header("WWW-Authenticate", "The scheme to authenticate with: 
 LOCATION = Header("Location", "Where the created or moved resource is.")
 REQUEST_ID = Header(
     "X-Request-ID",
-    "The request's id: the caller's `X-Request-ID` if it sent a valid one, else a new one. "
-    "Logs and error bodies carry it.",
-    required=False,
+    "The request's id: the caller's `X-Request-ID` if it sent a valid one (1-128 characters of "
+    "`A-Z a-z 0-9 . _ : -`), else a new one. Logs and error bodies carry it.",
 )
 
 # Headers every response with this status carries, whichever route answered.

@@ -1,0 +1,164 @@
+"""Where schemathesis needs a hand: what a JSON Schema cannot say about a valid request.
+
+Only valid (positive) cases are steered, and only in these ways; invalid (negative) cases are
+sent exactly as schemathesis generates them.
+
+- Byte ranges: a `Range` the file does not have is 416 by RFC 9110; valid cases ask for one
+  the seeded files have.
+- Existing things: half of the document ids and account ids become ones the portal token can
+  see, so reads, downloads, ranges and preferences reach real data, not only 404.
+- File bytes: the ingest `file` part becomes a real PDF (the schema says "binary"; the server
+  sniffs the bytes and answers 415 for anything that is not a type's accepted content).
+- Server-issued values: a `cursor` is an HMAC-signed token bound to its filters; a generated
+  one is never valid, so valid cases go without one.
+- Rules between two values: `issued_to` after `issued_from`, a stats window of at most 366
+  days ending in the past... and an invoice's billing period ending after it starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import schemathesis
+from schemathesis import GenerationMode
+
+from app_fixtures import sample_pdf
+
+
+@dataclass(frozen=True)
+class Credentials:
+    ingest_key: str
+    admin_key: str
+    portal_jwt: str
+    account: str
+
+
+@dataclass(frozen=True)
+class Seeds:
+    document_ids: list[str]
+    smallest_file: int
+    """Bytes in the smallest seeded file: a range below it is satisfiable for all of them."""
+
+
+def _pick(value: Any, choices: list[str]) -> Any:
+    """Deterministically swap about half of the generated values for one of `choices`."""
+    digest = zlib.crc32(repr(value).encode())
+    return choices[digest // 2 % len(choices)] if digest % 2 == 0 else value
+
+
+def _instant(raw: Any, *, end_of_day: bool) -> dt.datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        if len(raw) == 10:
+            start = dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.UTC)
+            return start + dt.timedelta(days=1) if end_of_day else start
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _operation_id(case: schemathesis.Case) -> str:
+    return str(case.operation.definition.raw.get("operationId", ""))
+
+
+def _credential(case: schemathesis.Case, credentials: Credentials) -> str | None:
+    """The credential an operation's security requirement names (scheme and scope)."""
+    for requirement in case.operation.definition.raw.get("security") or []:
+        for scheme, scopes in requirement.items():
+            if scheme == "portalJwt":
+                return credentials.portal_jwt
+            if scheme == "apiKey":
+                return credentials.admin_key if "admin" in scopes else credentials.ingest_key
+    return None
+
+
+def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
+    class BearerOfTheRightKind:
+        def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> str | None:
+            return _credential(case, credentials)
+
+        def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+    schema.auth(refresh_interval=None, retry_on=[])(BearerOfTheRightKind)
+
+    def steered(case: schemathesis.Case) -> schemathesis.Case:
+        if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+            return case
+        operation = _operation_id(case)
+        path = case.path_parameters or {}
+        if "document_id" in path and operation != "resendNotification":
+            path["document_id"] = _pick(path["document_id"], seeds.document_ids)
+        if "account_id" in path:
+            path["account_id"] = _pick(path["account_id"], [credentials.account])
+        headers = case.headers or {}
+        if operation == "downloadMailboxDocument" and "Range" in headers:
+            headers["Range"] = _satisfiable(headers["Range"], seeds.smallest_file)
+        query = case.query or {}
+        if operation in {"listMailboxDocuments", "listNotifications", "listAuditEntries"}:
+            query.pop("cursor", None)
+        if operation == "ingestDocument" and isinstance(case.body, dict):
+            case.body["file"] = sample_pdf()
+            metadata = case.body.get("metadata")
+            if isinstance(metadata, dict):
+                _order_billing_period(metadata)
+        return case
+
+    def in_contract(case: schemathesis.Case) -> bool:
+        """False for a valid case that breaks a rule between two values."""
+        if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+            return True
+        query = case.query or {}
+        operation = _operation_id(case)
+        if operation == "listMailboxDocuments":
+            start = _instant(query.get("issued_from"), end_of_day=False)
+            end = _instant(query.get("issued_to"), end_of_day=True)
+            return start is None or end is None or end > start
+        if operation == "notificationStats":
+            now = dt.datetime.now(dt.UTC)
+            until = _instant(query.get("until"), end_of_day=False) or now
+            since = _instant(query.get("since"), end_of_day=False) or until - dt.timedelta(days=7)
+            return since < until and until - since <= dt.timedelta(days=366)
+        return True
+
+    @schema.hook
+    def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+        return steered(case)
+
+    @schema.hook
+    def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
+        return in_contract(case)
+
+    # The examples phase builds its cases without the two hooks above.
+    @schema.hook
+    def before_add_examples(
+        context: schemathesis.HookContext, examples: list[schemathesis.Case]
+    ) -> None:
+        examples[:] = [steered(case) for case in examples if in_contract(case)]
+
+
+def _satisfiable(value: Any, size: int) -> Any:
+    """A byte range the file has (RFC 9110 answers 416 for one outside it) for `bytes=` ranges;
+    anything else (other units, several ranges, garbage) gets the whole file and stays."""
+    if not isinstance(value, str) or not value.startswith("bytes="):
+        return value
+    first, _, last = value.removeprefix("bytes=").partition("-")
+    if first.isdigit() and int(first) >= size:
+        return "bytes=0-9"
+    if not first and last.isdigit() and int(last) == 0:
+        return "bytes=-10"
+    return value
+
+
+def _order_billing_period(metadata: dict[str, Any]) -> None:
+    attributes = metadata.get("attributes")
+    period = attributes.get("billing_period") if isinstance(attributes, dict) else None
+    if isinstance(period, dict) and isinstance(period.get("start"), str):
+        start, end = period.get("start"), period.get("end")
+        if isinstance(end, str) and end < start:
+            period["start"], period["end"] = end, start
