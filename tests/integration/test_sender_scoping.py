@@ -92,3 +92,10 @@ def test_bad_patterns_are_refused(
     assert result.returncode != 0
     assert result.stdout == ""
     assert words in result.stderr
+
+
+def test_revoke_help_states_the_cache_delay() -> None:
+    text = " ".join(cli("keys", "revoke", "--help").stdout.split())
+    assert "at once" not in text
+    assert "within MAILBOX_AUTH_API_KEY_CACHE_S" in text
+    assert "on every API node" in text
