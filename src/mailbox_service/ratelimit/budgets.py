@@ -17,6 +17,7 @@ address wait too (on this node), which is what an address sending a flood has ea
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,7 +99,7 @@ class Budgets:
         if left <= 0:
             del self._blocked_until[address]
             return
-        raise _exceeded(self.settings.anonymous_per_minute, "this client address", int(left) + 1)
+        raise _exceeded(self.settings.anonymous_per_minute, "this client address", math.ceil(left))
 
     def _remember_blocked(self, address: str, wait_s: int) -> None:
         if len(self._blocked_until) >= MAX_REMEMBERED_ADDRESSES:

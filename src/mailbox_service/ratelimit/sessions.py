@@ -167,7 +167,11 @@ class SocketSessions:
         session = self._sessions.get(eio_sid)
         if session is None or session.sub is not None:
             return
-        log.info("realtime.auth_timeout", timeout_s=self.settings.socket_auth_timeout_s)
+        log.info(
+            "realtime.auth_timeout",
+            address=session.address,
+            timeout_s=self.settings.socket_auth_timeout_s,
+        )
         task = asyncio.ensure_future(self._close(eio_sid))
         task.add_done_callback(_log_failure)
 
