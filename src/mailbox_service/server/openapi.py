@@ -151,6 +151,16 @@ REQUEST_ID = Header(
 # Headers every response with this status carries, whichever route answered.
 HEADERS_BY_STATUS: dict[int, tuple[Header, ...]] = {401: (WWW_AUTHENTICATE,), 429: (RETRY_AFTER,)}
 
+# What any request may be answered before its route runs (server/request_limits.py), so every
+# operation lists these too.
+ANY_REQUEST_ERRORS: dict[int, str] = {
+    400: "A query parameter is over 1024 characters, holds control characters or is not "
+    "UTF-8 (`error.field` names it).",
+    414: "Path and query together are over 8 KiB.",
+    431: "The request headers are over 16 KiB together.",
+}
+ENVELOPE_CONTENT = {"application/json": {"schema": {"$ref": COMPONENTS + "ErrorEnvelope"}}}
+
 SchemaFactory = Callable[[DocumentTypeRegistry], Mapping[str, Any]]
 """Builds a schema from the registry, for what depends on the installed document types."""
 ParameterSchema = Mapping[str, Any] | SchemaFactory
@@ -233,9 +243,6 @@ def publish_contract(app: Litestar, registry: DocumentTypeRegistry) -> dict[str,
     return document
 
 
-ENVELOPE_CONTENT = {"application/json": {"schema": {"$ref": COMPONENTS + "ErrorEnvelope"}}}
-
-
 def _complete_operation(
     operation: dict[str, Any],
     handler: HTTPRouteHandler,
@@ -243,6 +250,10 @@ def _complete_operation(
     schemas: dict[str, Any],
 ) -> None:
     docs = handler.opt.get(OPENAPI_OPT) or OperationDocs()
+    responses = operation.setdefault("responses", {})
+    for status, meaning in ANY_REQUEST_ERRORS.items():
+        responses.setdefault(str(status), {"description": meaning, "content": ENVELOPE_CONTENT})
+    operation["responses"] = dict(sorted(responses.items()))
     if docs.request_body is not None:
         body, body_components = docs.request_body(registry)
         _merge_components(schemas, body_components)
