@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from metrics_scrape import Samples, scrape, value
+from metrics_scrape import Samples, parse, scrape, value
 from notify_fixtures import WorkerProcess, eventually, wait_status
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -280,3 +283,57 @@ async def test_socketio_connections_gauge_follows_sessions(
         return connections()
 
     await eventually(probe, lambda now: now == before, within=10, what="the gauge to drop")
+
+
+SERVE = (sys.executable, "-m", "mailbox_service", "serve")
+
+
+def _serve_with_workers(port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*SERVE, "--port", str(port), "--workers", str(workers)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+            start_new_session=True,
+        )
+
+
+async def test_serve_with_two_workers_reports_the_sum_of_both(
+    test_env: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    """`serve --workers 2`: whichever process answers a scrape reports both processes' counts."""
+    port = free_port()
+    process = _serve_with_workers(port, 2, tmp_path / "serve-workers.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+
+            async def live() -> int:
+                try:
+                    return (await http.get("/health/live")).status_code
+                except httpx.HTTPError:
+                    return 0
+
+            await eventually(live, lambda status: status == 200, within=30, what="serve to start")
+            for _ in range(30):
+                # A new connection each time, so both processes take some of them.
+                async with httpx.AsyncClient(base_url=url, timeout=5) as fresh:
+                    assert (await fresh.get("/health/live")).status_code == 200
+            totals = set()
+            for _ in range(6):
+                async with httpx.AsyncClient(base_url=url, timeout=5) as fresh:
+                    text = (await fresh.get("/metrics")).text
+                totals.add(
+                    value(
+                        parse(text),
+                        "mailbox_http_requests_total",
+                        path="/health/live",
+                        status_code="200",
+                    )
+                )
+        # At least 31 (the waits for start-up count too), and the same from every process.
+        assert len(totals) == 1, totals
+        assert totals.pop() >= 31
+    finally:
+        stop_process(process)

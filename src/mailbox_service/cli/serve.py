@@ -5,7 +5,10 @@ from __future__ import annotations
 import click
 import uvicorn
 
-from mailbox_service.observability.exposition import prepare_multiprocess
+from mailbox_service.observability.exposition import (
+    prepare_multiprocess,
+    remove_multiprocess_dir,
+)
 from mailbox_service.settings import load_settings
 
 
@@ -23,9 +26,8 @@ from mailbox_service.settings import load_settings
 def serve(host: str, port: int, workers: int, reload: bool) -> None:
     """Serve the API on HOST:PORT."""
     load_settings()  # fail here, with one line, before uvicorn starts
-    if workers > 1:
-        # Whichever process answers a scrape of /metrics reports the sum of all of them.
-        prepare_multiprocess("api")
+    # With several processes, whichever answers a scrape of /metrics reports all of them.
+    metrics_dir = prepare_multiprocess("api") if workers > 1 else None
     uvicorn.run(
         "mailbox_service.asgi:create_app",
         factory=True,
@@ -37,3 +39,5 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         access_log=False,
         proxy_headers=True,
     )
+    if metrics_dir:
+        remove_multiprocess_dir(metrics_dir)
