@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from mailbox_service.doctypes import load_registry
+from mailbox_service.errors import MailboxError, RateLimited
 from mailbox_service.server import api_reference
 from mailbox_service.server.api_reference import API_DOC, drift, openapi_document, operations
+from mailbox_service.server.errors import _code, error_body
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +131,24 @@ def test_the_reference_command_checks_and_prints(capsys: pytest.CaptureFixture[s
     assert api_reference.main([]) == 0
     assert api_reference.main(["--schema"]) == 0
     assert '"openapi": "3.1.0"' in capsys.readouterr().out
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
+
+
+def test_every_error_the_service_raises_fits_the_envelope_schema(
+    document: dict[str, Any],
+) -> None:
+    validator = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/ErrorEnvelope", "components": document["components"]}
+    )
+    raised = [cls for cls in _subclasses(MailboxError) if 400 <= cls.status_code < 600]
+    assert len(raised) >= 9
+    for cls in raised:
+        body = error_body(cls.status_code, _code(cls.__name__), "what went wrong", "field.path")
+        assert validator.is_valid(body), (cls, body)
+    assert not validator.is_valid({"detail": "Bad Request", "status_code": 400})
+    retry_after = document["paths"]["/v1/documents"]["post"]["responses"]["429"]["headers"]
+    pattern = re.compile(retry_after["Retry-After"]["schema"]["pattern"])
+    assert pattern.fullmatch(str(RateLimited("slow down", retry_after_s=12).retry_after_s))
