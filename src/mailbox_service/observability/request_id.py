@@ -15,11 +15,11 @@ import contextvars
 import os
 import re
 
-import structlog
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
 MAX_LENGTH = 128
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 
@@ -56,7 +56,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accepted_request_id(_header(scope, HEADER.encode())) or new_request_id()
+        request_id = accepted_request_id(_header(scope, _HEADER_BYTES)) or new_request_id()
+        header = (_HEADER_BYTES, request_id.encode())
         # Litestar's `request.state` is a view of scope["state"].
         state = scope.get("state")
         if state is None:
@@ -65,12 +66,13 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableScopeHeaders.from_message(message)[HEADER] = request_id
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         token = current_request_id.set(request_id)
+        bound = bind_contextvars(request_id=request_id)
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
+            reset_contextvars(**bound)
             current_request_id.reset(token)
