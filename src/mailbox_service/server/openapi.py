@@ -11,7 +11,12 @@ the generated document once, when the app is built:
     )
 
 Every error response is the one envelope of `server/errors.py` (`ErrorEnvelope`); every 401
-names `WWW-Authenticate`, every 429 `Retry-After`, and every response may carry `X-Request-ID`.
+names `WWW-Authenticate`, every 429 `Retry-After`, every response `X-Request-ID`, and every
+operation the answers any request may get before its route runs (400, 414, 431).
+
+Litestar builds the document lazily and serves one cached dict; `publish_contract` completes
+that dict (through Litestar's private `OpenAPIPlugin`, the only way in: a Litestar upgrade that
+changes it fails `tests/unit/test_api_reference.py`).
 """
 
 from __future__ import annotations
