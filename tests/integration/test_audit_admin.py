@@ -10,10 +10,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import cli, unique
-from audit_fixtures import audit_entries
+from audit_fixtures import audit_entries, own_database
 from mailbox_fixtures import bearer
 from mailbox_service.audit import OPERATOR
+from mailbox_service.audit.query import AuditFilters, AuditQuery
 from mailbox_service.server.services import Services
+from mailbox_service.settings import Settings
 
 BASE = "/v1/admin/audit"
 
@@ -158,7 +160,42 @@ async def test_cli_prints_the_same_entries(trail: dict[str, Any]) -> None:
 
 def test_since_accepts_a_date() -> None:
     # A date means midnight UTC (the same parser as the notification stats).
-    from mailbox_service.audit.query import AuditFilters
-
     parsed = AuditFilters.parse(since="2026-11-30")
     assert parsed.since == dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+
+
+async def test_unfiltered_pages_cross_days_newest_first(settings: Settings) -> None:
+    """Without an equality filter the list is read a UTC day at a time: pages that span days,
+    a day without entries in between, and `since` within a day."""
+    own = own_database(settings)
+    services = Services.build(own)
+    try:
+        base = dt.datetime(2026, 3, 10, 22, 0, tzinfo=dt.UTC)
+        moments = [base + dt.timedelta(hours=h) for h in (0, 1, 3, 4, 51, 52)]  # 10th, 11th, 13th
+        entries = [
+            {"at": at, "action": "document.read", "actor": OPERATOR, "actor_id": "operator"}
+            for at in moments
+        ]
+        chain = services.audit.chain
+        await chain.insert(await chain.extend(entries))
+        query = AuditQuery.of(services)
+        seen: list[dt.datetime] = []
+        cursor = None
+        while True:
+            page = await query.page(AuditFilters(), limit=2, cursor=cursor)
+            seen.extend(item.at for item in page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == sorted(moments, reverse=True)
+        since = AuditFilters.parse(since="2026-03-11T01:30:00Z")
+        later = await query.page(since, limit=10, cursor=None)
+        assert [item.at for item in later.items] == sorted(moments[3:], reverse=True)
+        assert [r.day for r in [await chain.verify_day(d) for d in await chain.days()]] == [
+            "2026-03-10",
+            "2026-03-11",
+            "2026-03-13",
+        ]
+    finally:
+        await services.mongo.drop_database(own.mongo.database)
+        await services.close()

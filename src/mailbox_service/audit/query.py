@@ -5,7 +5,8 @@ the sort keys (at, _id), and (at, _id) alone for no filter. A query with several
 served by the index of the most selective one (account, document, actor, then action) and the
 rest are checked on the rows it reads. The cursor is the portal's (`mailbox/cursor.py`): an
 HMAC-signed (at, _id) bound to a digest of the filters, and the next page starts after it with
-the same `$nor` form, so no range on `at` other than `since` reaches the index condition.
+the same `$nor` form. Without an equality filter the list is read one UTC day at a time
+(`_read_by_day`), so a page never costs a sort of the whole trail on DocumentDB.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ SORT: list[tuple[str, int]] = [("at", DESCENDING), ("_id", DESCENDING)]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_VALUE_LENGTH = 256
+MAX_DAYS = 100_000
+"""Day heads read at once by an unfiltered list: one small document per day, in one batch."""
 FILTER_VALUE = re.compile(r"[\x21-\x7e]+")
 """What account ids, document ids, key ids and token subjects are made of (checked after the
 length, so the match is bounded); the contract publishes the same pattern."""
@@ -77,6 +80,13 @@ class AuditFilters:
             )
         return cls(account_id, document_id, actor, action, parse_time(since, "since"))
 
+    @property
+    def narrowed(self) -> bool:
+        """An equality filter bounds the query through its index (`since` alone does not)."""
+        return any(
+            v is not None for v in (self.account_id, self.document_id, self.actor, self.action)
+        )
+
     def query(self) -> Doc:
         query: Doc = {}
         for name, value in (
@@ -116,28 +126,64 @@ def item_from(doc: Doc) -> AuditItem:
 
 
 class AuditQuery:
-    def __init__(self, entries: AsyncCollection[Doc], cursors: CursorSigner) -> None:
+    def __init__(
+        self, entries: AsyncCollection[Doc], heads: AsyncCollection[Doc], cursors: CursorSigner
+    ) -> None:
         self._entries = entries
+        self._heads = heads
         self._cursors = cursors
 
     @classmethod
     def of(cls, services: Services) -> AuditQuery:
-        return cls(services.collections.audit, services.cursors)
+        return cls(services.collections.audit, services.collections.audit_heads, services.cursors)
 
     async def page(self, filters: AuditFilters, *, limit: int, cursor: str | None) -> AuditPage:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
         digest = filters.digest()
         query = filters.query()
-        if cursor:
-            after = self._cursors.decode(cursor, digest)
+        after = self._cursors.decode(cursor, digest) if cursor else None
+        if after is not None:
             query["$nor"] = [
                 {"at": {"$gt": after.issued_at}},
                 {"at": after.issued_at, "_id": {"$gte": after.id}},
             ]
-        docs = await one_batch(self._entries.find(query).sort(SORT), limit + 1).to_list()
+        if filters.narrowed:
+            docs = await self._read(query, limit + 1)
+        else:
+            docs = await self._read_by_day(query, filters.since, after, limit + 1)
         next_cursor = None
         if len(docs) > limit:
             docs = docs[:limit]
             next_cursor = self._cursors.encode(Position(docs[-1]["at"], docs[-1]["_id"]), digest)
         return AuditPage(items=[item_from(doc) for doc in docs], next_cursor=next_cursor)
+
+    async def _read(self, query: Doc, n: int) -> list[Doc]:
+        return await one_batch(self._entries.find(query).sort(SORT), n).to_list()
+
+    async def _read_by_day(
+        self, query: Doc, since: dt.datetime | None, after: Position | None, n: int
+    ) -> list[Doc]:
+        """Newest first without an equality filter, one UTC day at a time.
+
+        DocumentDB sorts whatever it reads: with nothing to narrow by, one query would read the
+        whole trail to return a page (363 ms at 100,000 entries, growing with the trail).
+        Bounded by one day's `at` range per query, a page costs what the days it spans hold.
+        The days are those with a chain head (every day with entries has one), newest first,
+        from the cursor's day back to `since`.
+        """
+        days: Doc = {}
+        if after is not None:
+            days["$lte"] = after.issued_at.astimezone(dt.UTC).date().isoformat()
+        if since is not None:
+            days["$gte"] = since.astimezone(dt.UTC).date().isoformat()
+        found = self._heads.find({"_id": days} if days else {}, {"_id": 1}).sort("_id", -1)
+        docs: list[Doc] = []
+        for head in await one_batch(found, MAX_DAYS).to_list():
+            start = dt.datetime.combine(dt.date.fromisoformat(head["_id"]), dt.time(), dt.UTC)
+            low = max(start, since) if since is not None else start
+            window = {"$gte": low, "$lt": start + dt.timedelta(days=1)}
+            docs.extend(await self._read({**query, "at": window}, n - len(docs)))
+            if len(docs) >= n:
+                break
+        return docs
