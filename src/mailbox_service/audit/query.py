@@ -2,8 +2,8 @@
 
 Every filter shape has an index (migrations/0007_audit.py): one per filter field followed by
 the sort keys (at, _id), and (at, _id) alone for no filter. A query with several filters is
-served by the index of the most selective one (account, document, actor, then action) and the
-rest are checked on the rows it reads. The cursor is the portal's (`mailbox/cursor.py`): an
+served by one of their indexes (the planner's choice) and the rest are checked on the rows it
+reads. The cursor is the portal's (`mailbox/cursor.py`): an
 HMAC-signed (at, _id) bound to a digest of the filters, and the next page starts after it with
 the same `$nor` form. Without an equality filter the list is read one UTC day at a time
 (`_read_by_day`), so a page never costs a sort of the whole trail on DocumentDB.
