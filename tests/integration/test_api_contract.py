@@ -5,6 +5,9 @@ credential of each kind (ingest key, admin key, portal JWT). Zero failures, and 
 Generation is steered only where a JSON Schema cannot say what a valid request is (see
 `contract_steering.py`): an existing document id, a real PDF, a server-issued cursor, and
 rules that tie two values together. Everything else is generated from the schema alone.
+
+To iterate on a few routes: `CONTRACT_OPERATIONS=listAuditEntries,ingestDocument pytest ...`.
+The run's figures land in test-artifacts/schemathesis.json.
 """
 
 from __future__ import annotations
