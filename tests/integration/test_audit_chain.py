@@ -7,9 +7,11 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
+from pymongo.errors import PyMongoError
 
-from app_fixtures import cli
+from app_fixtures import cli, free_port
 from audit_fixtures import own_database
 from mailbox_service.audit import OPERATOR
 from mailbox_service.audit.entry import day_of, entry_hash
@@ -172,3 +174,26 @@ async def test_verify_of_every_day_finds_a_day_whose_head_was_deleted(
     result = cli("audit", "verify", env={"MAILBOX_MONGO_DATABASE": own.mongo.database}, check=False)
     assert result.returncode == 1
     assert "the day's head document is missing" in result.stdout
+
+
+async def test_with_mongodb_down_entries_wait_in_a_bounded_buffer(settings: Settings) -> None:
+    """Nothing is written and nothing is lost while MongoDB is unreachable, up to max_buffer;
+    beyond it the oldest entries go (and `audit.dropped` says how many)."""
+    down = msgspec.structs.replace(
+        own_database(settings, max_buffer=3, flush_interval_s=60),
+        mongo=msgspec.structs.replace(
+            settings.mongo, url=f"mongodb://127.0.0.1:{free_port()}/", timeout_ms=200
+        ),
+    )
+    services = Services.build(down)
+    try:
+        await write(services, 5, "w")
+        assert services.audit.buffered == 3
+        with pytest.raises(PyMongoError):
+            await services.audit.flush()
+        assert services.audit.buffered == 3  # the failed batch went back into the buffer
+        kept = [entry["document_id"] for entry in services.audit._buffer]
+        assert kept == ["w-2", "w-3", "w-4"]
+    finally:
+        services.audit._buffer.clear()  # nothing to write on close: the server is not there
+        await services.close()
