@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help setup portal run test test-fast lint format bench stack-up stack-down clean clean-cache
+.PHONY: help setup promtool portal run test test-fast lint format bench stack-up stack-down clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ $(TOOLS)/bin/uv:
 	@touch $@
 
 setup: .venv/.synced ## install Python dependencies (locked) into .venv
+
+promtool: ## build promtool into the tool cache (the alert-rule tests use it when present)
+	scripts/build-promtool.sh
 
 portal: ## fetch the portal's browser dependencies (Socket.IO client) from the npm registry
 	scripts/build-portal.sh

@@ -4,7 +4,7 @@ Every metric an alert or a dashboard panel names must be one a real API process 
 worker process serves on /metrics (scraped here after an ingest and its delivery), so a renamed
 metric cannot leave an alert silently watching nothing. `up` is Prometheus's own. When promtool
 has been built (`MAILBOX_PROMTOOL`, or the devstack's tool cache), the rules also go through
-`promtool check rules`.
+`promtool check rules`, and its unit tests (alerts_test.yml) through `promtool test rules`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from notify_fixtures import WorkerProcess, wait_status
 
 ROOT = find_project_root()
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "mailbox.json"
 PROMETHEUS_OWN = {"up"}
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
@@ -153,3 +154,12 @@ def test_promtool_accepts_the_rules() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
+    # The rules' unit tests: each alert fires (with its annotations) on a troubled half hour
+    # of synthetic series, and stays quiet before its `for` has passed.
+    tested = subprocess.run(
+        [str(promtool), "test", "rules", str(ALERT_TESTS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -8,9 +8,11 @@ in-memory exporter sees every span of both sides.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import dramatiq
 import pytest
@@ -46,6 +48,9 @@ def traced_worker(settings: Settings, spans: InMemorySpanExporter) -> Iterator[N
     broker.add_middleware(tracing.TraceMessages())
     runtime = WorkerRuntime.build(settings, broker, threads=2)
     declare_actors(broker, runtime.deliverer, settings.notify)
+    # This test's jobs must not wait behind a backlog left in the test stack's queues (documents
+    # ingested by earlier tests with no worker running); the outbox keeps those anyway.
+    broker.flush_all()
     broker.emit_after("process_boot")
     worker = dramatiq.Worker(
         broker, queues={QUEUE[c] for c in CHANNELS}, worker_threads=2, worker_timeout=100
@@ -69,6 +74,32 @@ def _ancestors(span: ReadableSpan, index: dict[int, ReadableSpan]) -> list[str]:
     return names
 
 
+class Lines(logging.Handler):
+    """The structured events (dicts) logged on a logger, as structlog hands them over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.events.append(record.msg)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Lines]:
+    lines = Lines()
+    loggers = [
+        logging.getLogger(name)
+        for name in ("mailbox_service.ingestion.service", "mailbox_service.notifications.delivery")
+    ]
+    for logger in loggers:
+        logger.addHandler(lines)
+    yield lines
+    for logger in loggers:
+        logger.removeHandler(lines)
+
+
 async def test_one_document_is_one_trace_across_api_and_worker(
     settings: Settings,
     services: Services,
@@ -76,9 +107,14 @@ async def test_one_document_is_one_trace_across_api_and_worker(
     paperless_account: str,
     spans: InMemorySpanExporter,
     traced_worker: None,
+    log_lines: Lines,
 ) -> None:
     async with AsyncTestClient(app=create_app(settings), timeout=30) as client:
-        response = await post_document(client, ingest_key, invoice_metadata(paperless_account))
+        response = await post_document(
+            client,
+            ingest_key,
+            invoice_metadata(paperless_account),
+        )
         assert response.status_code == 201, response.text
     document_id = response.json()["id"]
     await wait_status(services, document_id, "email", "sent")
@@ -130,6 +166,17 @@ async def test_one_document_is_one_trace_across_api_and_worker(
     assert server.attributes is not None
     assert server.attributes["http.route"] == "/v1/documents"
     assert server.attributes["http.response.status_code"] == 201
+
+    # Log lines inside a span carry its trace id, on both sides (and the request id in the API).
+    mine = [e for e in log_lines.events if e.get("document_id") == document_id]
+    ingested = [e for e in mine if e["event"] == "document.ingested"]
+    sent = [e for e in mine if e["event"] == "notification.sent"]
+    assert ingested, mine
+    assert sent, mine
+    trace_hex = format(trace_id, "032x")
+    assert ingested[0]["trace_id"] == trace_hex
+    assert ingested[0]["request_id"] == response.headers["x-request-id"]
+    assert {e["trace_id"] for e in sent} == {trace_hex}
 
 
 def _silent_collector() -> socket.socket:

@@ -60,7 +60,7 @@ class CommandObserver(monitoring.CommandListener):  # type: ignore[misc]
         span = self._spans.pop(_key(event), None) if self._spans else None
         if span is not None:
             if failed:
-                span.set_status(tracing.Status(tracing.StatusCode.ERROR))
+                tracing.mark_failed(span)
             span.end()
 
 

@@ -13,8 +13,8 @@ fails a request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import MutableMapping
+from contextlib import nullcontext
 from typing import Any
 
 import dramatiq
@@ -125,9 +125,8 @@ def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def current_trace_id() -> str | None:
-    span_context = trace.get_current_span().get_span_context()
-    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+def mark_failed(span: trace.Span) -> None:
+    span.set_status(Status(StatusCode.ERROR))
 
 
 class TraceRequests:
@@ -211,13 +210,3 @@ class TraceMessages(dramatiq.Middleware):  # type: ignore[misc]
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self.after_process_message(broker, message)
-
-
-@contextmanager
-def internal_span(name: str, **attributes: Any) -> Iterator[None]:
-    """An INTERNAL span for a step worth seeing on its own; a no-op when tracing is off."""
-    if _tracer is None:
-        yield
-        return
-    with _tracer.start_as_current_span(name, attributes=attributes):
-        yield
