@@ -3,25 +3,31 @@ collector that does not answer never slows a request.
 
 The API runs in-process and the worker's dramatiq consumers in threads of this process, both
 wired as in production (create_app; the worker's broker, runtime and actors), so the SDK's
-in-memory exporter sees every span of both sides.
+in-memory exporter sees every span of both sides. A last test runs real `serve` and `worker`
+processes configured by MAILBOX_OTEL_ENDPOINT against a small OTLP/HTTP receiver.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import dramatiq
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from app_fixtures import invoice_metadata, post_document
+from app_fixtures import invoice_metadata, post_document, start_live_server, stop_process
 from mailbox_service.asgi import create_app
 from mailbox_service.notifications.actors import declare_actors
 from mailbox_service.notifications.broker import make_broker
@@ -30,7 +36,7 @@ from mailbox_service.notifications.worker import WorkerRuntime
 from mailbox_service.observability import tracing
 from mailbox_service.server.services import Services
 from mailbox_service.settings import OtelSettings, Settings
-from notify_fixtures import eventually, wait_status
+from notify_fixtures import WorkerProcess, eventually, wait_status
 
 
 @pytest.fixture
@@ -223,3 +229,88 @@ async def test_unreachable_collector_never_slows_or_fails_a_request(
         shutdown_s = time.perf_counter() - started
         collector.close()
     assert shutdown_s < 5, f"shutdown waited {shutdown_s:.1f}s for a dead collector"
+
+
+class OtlpReceiver:
+    """A real OTLP/HTTP endpoint (protobuf over HTTP, as the exporter sends): records every
+    span it is sent as (service name, trace id, span name)."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []
+        received = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource_spans in request.resource_spans:
+                    service = next(
+                        a.value.string_value
+                        for a in resource_spans.resource.attributes
+                        if a.key == "service.name"
+                    )
+                    for scope_spans in resource_spans.scope_spans:
+                        for span in scope_spans.spans:
+                            received.append((service, span.trace_id.hex(), span.name))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_processes_export_one_trace_to_an_otlp_collector(
+    test_env: dict[str, str],
+    services: Services,
+    ingest_key: str,
+    paperless_account: str,
+    tmp_path: Path,
+) -> None:
+    """The real configuration path: MAILBOX_OTEL_ENDPOINT on a `serve` and a `worker` process;
+    both export over OTLP/HTTP, and the document's spans from both share one trace id."""
+    receiver = OtlpReceiver()
+    env = {"MAILBOX_OTEL_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    server = start_live_server(tmp_path, env)
+    worker = WorkerProcess(tmp_path, extra_env=env).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            response = await post_document(http, ingest_key, invoice_metadata(paperless_account))
+        assert response.status_code == 201, response.text
+        await wait_status(services, response.json()["id"], "email", "sent")
+
+        async def exported() -> list[tuple[str, str, str]]:
+            return list(receiver.spans)
+
+        def complete(spans: list[tuple[str, str, str]]) -> bool:
+            posts = [t for s, t, n in spans if n == "POST /v1/documents"]
+            return bool(posts) and any(
+                s == "mailbox-service-worker" and n == "smtp send" and t in posts
+                for s, t, n in spans
+            )
+
+        spans = await eventually(exported, complete, within=20, what="both processes' spans")
+    finally:
+        worker.stop()
+        stop_process(server.process)
+        receiver.close()
+    post_traces = {t for s, t, n in spans if n == "POST /v1/documents"}
+    (trace_id,) = {t for s, t, n in spans if n == "smtp send" and t in post_traces}
+    in_trace = {(s, n) for s, t, n in spans if t == trace_id}
+    assert ("mailbox-service-api", "POST /v1/documents") in in_trace
+    assert ("mailbox-service-api", "s3 put") in in_trace
+    assert ("mailbox-service-worker", "deliver_email process") in in_trace
+    assert ("mailbox-service-worker", "smtp send") in in_trace
