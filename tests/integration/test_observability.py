@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import re
@@ -26,9 +27,11 @@ from app_fixtures import (
     sample_pdf,
     start_live_server,
     stop_process,
+    unique,
 )
 from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
+from mailbox_service.demo.archive import ArchiveSpec, write_archive
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from metrics_scrape import Samples, parse, scrape, value
@@ -286,6 +289,7 @@ async def test_socketio_connections_gauge_follows_sessions(
 
 
 SERVE = (sys.executable, "-m", "mailbox_service", "serve")
+BACKFILL = (sys.executable, "-m", "mailbox_service", "backfill")
 
 
 def _serve_with_workers(port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
@@ -337,3 +341,34 @@ async def test_serve_with_two_workers_reports_the_sum_of_both(
         assert totals.pop() >= 31
     finally:
         stop_process(process)
+
+
+def test_backfill_serves_its_counts_while_it_runs(test_env: dict[str, str], tmp_path: Path) -> None:
+    """`backfill --metrics-port`: documents counted with origin=backfill, scraped mid-run."""
+    spec = ArchiveSpec(
+        count=80, accounts=2, until=dt.date.today(), size_kib=2, ref_prefix=unique("obs")
+    )
+    manifest = write_archive(tmp_path / "archive", spec).manifest
+    port = free_port()
+    args = [*BACKFILL, str(manifest), "--source", unique("bf"), "--metrics-port", str(port)]
+    args += ["--concurrency", "1", "--batch-size", "1", "--no-checkpoint"]
+    args += ["--errors", str(tmp_path / "errors.jsonl")]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = 0.0
+    try:
+        while process.poll() is None and not seen:
+            try:
+                text, samples = scrape(f"http://127.0.0.1:{port}/metrics")
+            except httpx.HTTPError:
+                time.sleep(0.05)
+                continue
+            seen = value(samples, "mailbox_documents_ingested_total", origin="backfill")
+            if seen:
+                assert value(samples, "mailbox_documents_ingested_total", origin="api") == 0
+                s3 = value(samples, "mailbox_dependency_duration_seconds_count", dependency="s3")
+                assert s3 >= seen
+                assert_nothing_private(text, spec.prefix)
+    finally:
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr.decode(errors="replace")
+    assert seen >= 1, "the backfill's metrics port never showed a document"

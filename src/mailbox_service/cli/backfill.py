@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 import msgspec
+from prometheus_client import start_http_server
 
 from mailbox_service.backfill.checkpoint import Checkpoint, identity_of
 from mailbox_service.backfill.manifest import count_records, detect_format, read_manifest
@@ -121,6 +122,14 @@ def _exit_code(summary: Summary) -> int:
     help="Seconds between progress lines when stderr is not a terminal.",
 )
 @click.option("--verbose", is_flag=True, help="Log every stored document.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Serve Prometheus metrics (documents ingested with origin=backfill, dependency "
+    "latency) on this port while the run lasts, bound to MAILBOX_METRICS_WORKER_HOST [default: "
+    "none].",
+)
 def backfill(
     manifest: Path,
     base_dir: Path | None,
@@ -136,6 +145,7 @@ def backfill(
     as_json: bool,
     progress_every: float,
     verbose: bool,
+    metrics_port: int,
 ) -> None:
     """Import the documents listed in MANIFEST (JSON Lines or CSV).
 
@@ -192,6 +202,11 @@ def backfill(
             )
 
         errors = ErrorLog(errors_path)
+        metrics_server = (
+            start_http_server(metrics_port, addr=services.settings.metrics.worker_host)[0]
+            if metrics_port
+            else None
+        )
         try:
             with stop_on_signals(stop, abort, announce):
                 return await run_backfill(
@@ -205,6 +220,9 @@ def backfill(
                 )
         finally:
             errors.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
 
     summary = run_with_services(body)
     if as_json:
