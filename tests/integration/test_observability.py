@@ -32,8 +32,12 @@ from app_fixtures import (
 from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
 from mailbox_service.demo.archive import ArchiveSpec, write_archive
+from mailbox_service.notifications.outbox import ensure_indexes
+from mailbox_service.notifications.worker import connect_blocking, documents_collection
+from mailbox_service.observability.outbox_gauges import ChannelBacklog, measure
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
+from mailbox_service.storage.mongo import utcnow
 from metrics_scrape import Samples, parse, scrape, value
 from notify_fixtures import WorkerProcess, eventually, wait_status
 
@@ -372,3 +376,42 @@ def test_backfill_serves_its_counts_while_it_runs(test_env: dict[str, str], tmp_
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr.decode(errors="replace")
     assert seen >= 1, "the backfill's metrics port never showed a document"
+
+
+def test_outbox_gauges_count_undelivered_and_age_the_oldest(
+    test_env: dict[str, str], settings: Settings
+) -> None:
+    """measure() on a collection with the outbox indexes: pending and sending count, sent and
+    skipped do not; the age is the oldest undelivered document's."""
+    client = connect_blocking(settings.mongo, pool_size=2)
+    collection = documents_collection(client, settings.mongo.database).database[unique("outbox")]
+    try:
+        ensure_indexes(collection)
+        now = utcnow()
+
+        def doc(email: str, realtime: str, age_s: int) -> dict[str, Any]:
+            return {
+                "_id": unique("d"),
+                "created_at": now - dt.timedelta(seconds=age_s),
+                "notifications": {"email": {"status": email}, "realtime": {"status": realtime}},
+            }
+
+        collection.insert_many(
+            [
+                doc("pending", "sent", 30),
+                doc("sending", "sent", 700),
+                doc("sent", "pending", 5000),  # old, but its email is done
+                doc("failed", "skipped", 9000),
+            ]
+        )
+        backlog = measure(collection, now)
+        assert backlog["email"].pending == 2
+        assert backlog["email"].oldest_seconds == pytest.approx(700, abs=1)
+        assert backlog["realtime"].pending == 1
+        assert backlog["realtime"].oldest_seconds == pytest.approx(5000, abs=1)
+
+        collection.update_many({}, {"$set": {"notifications.email.status": "sent"}})
+        assert measure(collection, now)["email"] == ChannelBacklog(0, 0.0)
+    finally:
+        collection.drop()
+        client.close()
