@@ -7,7 +7,8 @@ oldest such document's `created_at`, sorted in memory among the undelivered ones
 scrapers costs the database the same. "Pending" is everything a worker still has to do:
 `pending` (new, or waiting for a retry) and `sending` (claimed). When MongoDB does not answer,
 the gauges are left out of that scrape (and `mailbox_outbox_scrape_errors_total` counts it)
-rather than reporting stale values as current.
+rather than reporting stale values as current; so are they until the status indexes exist
+(created at start-up by the worker that runs the sweep).
 """
 
 from __future__ import annotations
