@@ -79,6 +79,21 @@ class Collections:
         return self.db["audit"]
 
     @property
+    def holds(self) -> AsyncCollection[Doc]:
+        """Account-wide legal holds, one per account (`_id` = account id)."""
+        return self.db["holds"]
+
+    @property
+    def tombstones(self) -> AsyncCollection[Doc]:
+        """What is left of a purged or erased document: when and why it went."""
+        return self.db["tombstones"]
+
+    @property
+    def leases(self) -> AsyncCollection[Doc]:
+        """Named leases that keep periodic jobs (the daily purge) to one process at a time."""
+        return self.db["leases"]
+
+    @property
     def audit_heads(self) -> AsyncCollection[Doc]:
         """One document per UTC day: the last sequence number and hash of that day's chain."""
         return self.db["audit_heads"]

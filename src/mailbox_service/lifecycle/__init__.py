@@ -1,0 +1,1 @@
+"""Document lifecycle: retention purge, legal holds, tombstones of documents that are gone."""
