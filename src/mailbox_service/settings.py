@@ -184,6 +184,12 @@ class RateSettings(msgspec.Struct, frozen=True):
     """Socket.IO sessions per token subject, across all nodes; 0 = unlimited."""
 
 
+class EvidenceSettings(msgspec.Struct, frozen=True):
+    key_file: str = ""
+    """Ed25519 private key that signs evidence bundles (PEM or 32 raw bytes; make one with
+    `mailbox-service evidence keygen PATH`). Empty: the evidence routes answer 503."""
+
+
 class Settings(msgspec.Struct, frozen=True):
     mongo: MongoSettings = msgspec.field(default_factory=MongoSettings)
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
@@ -197,6 +203,7 @@ class Settings(msgspec.Struct, frozen=True):
     otel: OtelSettings = msgspec.field(default_factory=OtelSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     alert: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    evidence: EvidenceSettings = msgspec.field(default_factory=EvidenceSettings)
     portal_url: str = "http://127.0.0.1:8000/portal"
     """Base URL of the customer portal; email links point below it."""
     demo_portal: bool = False
