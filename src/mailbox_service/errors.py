@@ -71,6 +71,13 @@ class Conflict(MailboxError):
     status_code = 409
 
 
+class Gone(MailboxError):
+    """The thing existed but was deleted on purpose (a purged or erased document); the message
+    says when and why."""
+
+    status_code = 410
+
+
 class PayloadTooLarge(MailboxError):
     """The upload is over the configured maximum."""
 
@@ -97,6 +104,12 @@ class RateLimited(MailboxError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class NotConfigured(MailboxError):
+    """A feature needs a setting the operator has not given (the message names it)."""
+
+    status_code = 503
 
 
 class DependencyUnavailable(MailboxError):

@@ -86,6 +86,7 @@ ERROR_MEANINGS: dict[int, str] = {
     403: "Authenticated, but these credentials may not do this.",
     404: "No such resource, or one the caller may not know about.",
     409: "The request contradicts what is stored.",
+    410: "The resource was deleted on purpose; the message says when and why.",
     413: "The request body is over a size limit (the message names it).",
     415: "The content type is not one this route accepts.",
     416: "The requested byte range is outside the file.",
