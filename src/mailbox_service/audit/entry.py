@@ -35,6 +35,7 @@ AuditAction = Literal[
     "notification.resent",
     "auth.failed",
     "rate.limited",
+    "evidence.issued",
 ]
 ACTIONS: Final[tuple[str, ...]] = get_args(AuditAction)
 GENESIS: Final = "0" * 64
