@@ -35,6 +35,8 @@ AuditAction = Literal[
     "notification.resent",
     "auth.failed",
     "rate.limited",
+    "account.erased",
+    "backup.restored",
     "evidence.issued",
 ]
 ACTIONS: Final[tuple[str, ...]] = get_args(AuditAction)

@@ -41,6 +41,14 @@ class DocumentType:
     """Whether this type may be delivered digitally instead of on paper."""
     retention: ClassVar[dt.timedelta] = dt.timedelta(days=365 * 10)
     """How long documents of this type are kept after `issued_at`."""
+    legal_retention: ClassVar[bool] = False
+    """Whether a law obliges us to keep documents of this type until `retain_until` even when
+    the customer asks to be erased (tax law for invoices, commercial law for business
+    letters). False: an erasure deletes them at once. A type must claim this: by default a
+    customer's right to erasure wins."""
+    immutable_files: ClassVar[bool] = False
+    """Whether the file is write-once: stored under S3 Object Lock until `retain_until`, so
+    nobody (the service included) can delete or replace it before then."""
     content_types: ClassVar[frozenset[str]] = frozenset({PDF})
     """Sniffed content types accepted for the file."""
     sensitive: ClassVar[bool] = False

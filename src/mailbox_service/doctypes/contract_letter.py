@@ -34,6 +34,10 @@ class ContractLetter(DocumentType):
     label = "Contract letter"
     attributes = ContractLetterAttributes
     retention = dt.timedelta(days=365 * 6)
+    # Commercial law (HGB 257) keeps business letters for six years, erasure or not.
+    legal_retention = True
+    # A signed letter is evidence of the contract: write-once until its retention ends.
+    immutable_files = True
 
     def default_title(self, attributes: ContractLetterAttributes) -> str:
         return f"{_KIND_LABELS[attributes.letter_kind]} – contract {attributes.contract_number}"

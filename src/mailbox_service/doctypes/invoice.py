@@ -35,6 +35,10 @@ class Invoice(DocumentType):
     attributes = InvoiceAttributes
     # Tax law in most of our markets asks for ten years.
     retention = dt.timedelta(days=365 * 10 + 3)
+    # Tax law also asks that the invoice stays unaltered for as long.
+    immutable_files = True
+    # Tax law (AO 147, UStG 14b) keeps them for the whole period, erasure or not.
+    legal_retention = True
 
     def default_title(self, attributes: InvoiceAttributes) -> str:
         return f"Invoice {attributes.invoice_number}"
