@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -40,6 +40,10 @@ class S3Settings(msgspec.Struct, frozen=True):
     """Use HTTPS to reach the S3 server."""
     region: str = "us-east-1"
     """Region sent with signed requests."""
+    lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    """S3 Object Lock retention mode of write-once files (types with `immutable_files`):
+    GOVERNANCE lets a user with s3:BypassGovernanceRetention remove a lock, COMPLIANCE lets
+    nobody, not even the root user, until `retain_until` (docs/operations.md)."""
 
 
 class RedisSettings(msgspec.Struct, frozen=True):
@@ -190,6 +194,16 @@ class EvidenceSettings(msgspec.Struct, frozen=True):
     `mailbox-service evidence keygen PATH`). Empty: the evidence routes answer 503."""
 
 
+class RetentionSettings(msgspec.Struct, frozen=True):
+    purge_interval_s: float = 86_400.0
+    """How often the worker purges documents past `retain_until` (0 turns the run off)."""
+    batch_size: int = 500
+    """Documents deleted per page of a purge (one read, one bulk write, one delete)."""
+    lease_s: float = 600.0
+    """How long a worker's claim on the purge run lasts without renewal (another worker may
+    take over after a crash)."""
+
+
 class Settings(msgspec.Struct, frozen=True):
     mongo: MongoSettings = msgspec.field(default_factory=MongoSettings)
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
@@ -204,6 +218,7 @@ class Settings(msgspec.Struct, frozen=True):
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     alert: AlertSettings = msgspec.field(default_factory=AlertSettings)
     evidence: EvidenceSettings = msgspec.field(default_factory=EvidenceSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     portal_url: str = "http://127.0.0.1:8000/portal"
     """Base URL of the customer portal; email links point below it."""
     demo_portal: bool = False

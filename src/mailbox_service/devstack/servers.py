@@ -399,7 +399,8 @@ class MinioServer(Server):
         while True:
             try:
                 if not client.bucket_exists(S3_BUCKET):
-                    client.make_bucket(S3_BUCKET)
+                    # Object locking can only be chosen at creation (write-once invoices).
+                    client.make_bucket(S3_BUCKET, object_lock=True)
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:

@@ -164,6 +164,7 @@ class IngestService:
         file: IncomingFile,
         *,
         source: str,
+        key_id: str | None = None,
         origin: Origin = "api",
         notify: bool | None = None,
         look_up_first: bool = False,
@@ -174,6 +175,9 @@ class IngestService:
         Without `look_up_first` the unique index decides replays: the common case (a new
         document) then costs no extra query, and a replay costs one blob upload that is removed
         again. Callers that expect many replays (a resumed backfill) pass True.
+
+        `key_id`: the API key that sent it, kept on the document as `ingest_key_id` for its
+        evidence bundle (None for the backfill, which an operator runs without a key).
 
         With `announce=False` the caller queues the notifications of a created document itself,
         with `announce(outcome.document)`, once it has answered: the HTTP door does, so the
@@ -213,6 +217,7 @@ class IngestService:
             origin=origin,
             notify=should_notify,
             account=account,
+            key_id=key_id,
         )
 
         try:
@@ -227,6 +232,7 @@ class IngestService:
             await self._remove_blob(key)
             raise
 
+        await self._lock_files([document])
         if announce:
             await self.announce(document)
         return self._created(document)
@@ -242,6 +248,7 @@ class IngestService:
         origin: Origin,
         notify: bool,
         account: Account | None,
+        key_id: str | None = None,
     ) -> Doc:
         """The stored form of a new document; `accept` and `accept_many` share it."""
         key = blob_key(document_id)
@@ -252,6 +259,7 @@ class IngestService:
             "_id": document_id,
             "type": metadata.type,
             "source": source,
+            "ingest_key_id": key_id,
             "source_ref": metadata.source_ref,
             # The unique idempotency key (see storage/documents.py).
             "source_key": source_key(source, metadata.source_ref),
@@ -464,6 +472,7 @@ class IngestService:
             order = [i for i in order if i in stored]
 
         await self._remove_blobs([documents[i]["blob"]["key"] for i in refused if refused[i]])
+        await self._lock_files([documents[i] for i in order if i not in refused])
         duplicates = [i for i, error in refused.items() if error.get("code") == 11000]
         for index, error in refused.items():
             if error and error.get("code") != 11000:
@@ -535,6 +544,19 @@ class IngestService:
                 field="source_ref",
             )
         return IngestOutcome(False, response_for(existing), existing)
+
+    async def _lock_files(self, documents: list[Doc]) -> None:
+        """Write-once files get their S3 retention only now that their metadata is stored: a
+        blob locked before that could not be removed when the insert fails (a replay race, a
+        conflict, MongoDB down) and would stay an undeletable orphan until `retain_until`."""
+        locked = [d for d in documents if self.registry.get(d["type"]).immutable_files]
+        if not locked or not await self.blobs.object_lock_enabled():
+            return
+        for document in locked:
+            try:
+                await self.blobs.lock(document["blob"]["key"], document["retain_until"])
+            except Exception as exc:  # the document is stored; say loudly that its file is not
+                log.error("blob.lock_failed", document_id=document["_id"], error=str(exc))
 
     async def _remove_blob(self, key: str) -> None:
         # Shielded: a cancelled request must still clean up what it wrote.

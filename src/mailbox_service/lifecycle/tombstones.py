@@ -65,6 +65,11 @@ class TombstoneStore:
         await self._tombstones.bulk_write(ops, ordered=False)
         return len(ops)
 
+    async def remove(self, document_ids: list[str]) -> None:
+        """Take back tombstones of documents that were not deleted after all (a hold won)."""
+        if document_ids:
+            await self._tombstones.delete_many({"_id": {"$in": document_ids}})
+
     async def get(self, document_id: str) -> Doc | None:
         """The tombstone of a document that is gone, or None."""
         return await self._tombstones.find_one({"_id": document_id})

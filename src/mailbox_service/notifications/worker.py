@@ -23,6 +23,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from mailbox_service.doctypes import load_registry
+from mailbox_service.lifecycle.schedule import PurgeThread
 from mailbox_service.log import configure_logging, get_logger
 from mailbox_service.notifications.actors import declare_actors
 from mailbox_service.notifications.broker import install_broker
@@ -171,6 +172,15 @@ def serve_process(
         )
         if sweeper:
             sweeper.start()
+        # Every process with the sweep also checks for the daily purge; a lease in MongoDB
+        # keeps it to one worker at a time (lifecycle/schedule.py).
+        purger = (
+            PurgeThread(settings, load_registry())
+            if runs_sweep and settings.retention.purge_interval_s > 0
+            else None
+        )
+        if purger:
+            purger.start()
         log.info(
             "worker.started",
             process=index,
@@ -181,6 +191,8 @@ def serve_process(
         stop.wait()
         if sweeper:
             sweeper.stop()
+        if purger:
+            purger.stop()
         stop_timeout_ms = int((settings.smtp.timeout_s * 2 + 5) * 1000)
         worker.stop(timeout=stop_timeout_ms)
         if metrics_server:

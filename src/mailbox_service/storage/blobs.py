@@ -13,7 +13,9 @@ from typing import IO, Any, BinaryIO, cast
 import anyio.to_thread
 import urllib3
 from minio import Minio
+from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
+from minio.retention import Retention
 
 from mailbox_service.errors import DependencyUnavailable
 from mailbox_service.observability.metrics import observe
@@ -35,6 +37,8 @@ class BlobInfo:
 class BlobStore:
     def __init__(self, settings: S3Settings, *, pool_size: int = 32) -> None:
         self.bucket = settings.bucket
+        self.lock_mode = COMPLIANCE if settings.lock_mode == "COMPLIANCE" else GOVERNANCE
+        self._object_lock: bool | None = None
         http = urllib3.PoolManager(
             maxsize=pool_size,
             timeout=urllib3.Timeout(connect=5, read=60),
@@ -59,10 +63,48 @@ class BlobStore:
         def _ensure() -> bool:
             if self._client.bucket_exists(self.bucket):
                 return False
-            self._client.make_bucket(self.bucket)
+            # Object locking can only be chosen at creation; write-once files need it.
+            self._client.make_bucket(self.bucket, object_lock=True)
             return True
 
         return await anyio.to_thread.run_sync(_ensure)
+
+    async def object_lock_enabled(self) -> bool:
+        """Whether the bucket was created with object locking (asked once per process)."""
+
+        def _ask() -> bool:
+            try:
+                config = self._client.get_object_lock_config(self.bucket)
+            except S3Error as exc:
+                if exc.code in {"ObjectLockConfigurationNotFoundError", "InvalidRequest"}:
+                    return False
+                raise
+            return config is not None
+
+        if self._object_lock is None:
+            self._object_lock = await anyio.to_thread.run_sync(_ask)
+        return self._object_lock
+
+    async def lock(self, key: str, until: dt.datetime) -> None:
+        """Write-once: no version of `key` can be deleted or replaced before `until` (the
+        bucket's object locking must be on; the mode is MAILBOX_S3_LOCK_MODE)."""
+        retention = Retention(self.lock_mode, until.astimezone(dt.UTC))
+        with observe("s3", "lock"):
+            await anyio.to_thread.run_sync(
+                lambda: self._client.set_object_retention(self.bucket, key, retention)
+            )
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        """S3 legal hold: while on, no version of `key` can be deleted, whatever its retention."""
+
+        def _set() -> None:
+            if on:
+                self._client.enable_object_legal_hold(self.bucket, key)
+            else:
+                self._client.disable_object_legal_hold(self.bucket, key)
+
+        with observe("s3", "legal_hold"):
+            await anyio.to_thread.run_sync(_set)
 
     async def check(self) -> None:
         """Raise DependencyUnavailable unless the bucket answers."""
@@ -98,8 +140,25 @@ class BlobStore:
             await anyio.to_thread.run_sync(_put)
 
     async def delete(self, key: str) -> None:
+        """Remove `key` for good. In a bucket with object locking (always versioned) a plain
+        delete would only add a delete marker and keep the data, so every version is removed;
+        a version still under retention or legal hold makes this raise S3Error (AccessDenied)."""
+        locking = await self.object_lock_enabled()
+
+        def _delete() -> None:
+            if not locking:
+                self._client.remove_object(self.bucket, key)
+                return
+            versions = [
+                obj.version_id
+                for obj in self._client.list_objects(self.bucket, prefix=key, include_version=True)
+                if obj.object_name == key
+            ]
+            for version_id in versions:
+                self._client.remove_object(self.bucket, key, version_id=version_id)
+
         with observe("s3", "delete"):
-            await anyio.to_thread.run_sync(self._client.remove_object, self.bucket, key)
+            await anyio.to_thread.run_sync(_delete)
 
     async def exists(self, key: str) -> bool:
         def _stat() -> bool:

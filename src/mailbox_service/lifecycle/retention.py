@@ -1,0 +1,177 @@
+"""Retention purge: delete documents whose `retain_until` has passed, never one under hold.
+
+Order per page: tombstones, then metadata, then blobs. A crash after the metadata leaves at most
+orphan blobs, which the orphan sweep removes; a crash before it leaves tombstones beside live
+documents, which the next run rewrites and deletes. A hold set while a page is in flight wins:
+the delete re-checks holds, and whatever survived it keeps its blob and loses its tombstone.
+
+Paging: every page is "the first `batch_size` expired, unheld documents by `retain_until`",
+read through the `retain_until` index (migration 0008) in one batch. Each page deletes what it
+read, so the next page starts from the front again: no cursor to keep, no `skip`.
+
+Write-once files: MinIO enforces their lock on its own clock, so a run with `--at` in the
+future never deletes a document of an `immutable_files` type whose `retain_until` is still
+ahead in real time (its blob could not be removed): those are counted as `locked`. The purge
+never bypasses a GOVERNANCE lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from mailbox_service.doctypes import DocumentTypeRegistry
+from mailbox_service.lifecycle.holds import HOLD_FIELD, HoldStore, document_hold, unheld_filter
+from mailbox_service.lifecycle.tombstones import TOMBSTONE_FIELDS, TombstoneStore
+from mailbox_service.log import get_logger
+from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.documents import one_batch
+from mailbox_service.storage.mongo import Collections, Doc, utcnow
+
+log = get_logger(__name__)
+
+RETAIN_UNTIL_INDEX = "retain_until_purge"
+BLOB_DELETES_AT_ONCE = 16
+
+
+@dataclass
+class PurgePlan:
+    """What a purge at `at` would do, per type (the dry run and the confirmation prompt)."""
+
+    at: dt.datetime
+    purge: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
+    locked: Counter[str] = field(default_factory=Counter)
+    """Expired at `at`, but their write-once file is locked until a real time still ahead."""
+
+
+@dataclass
+class PurgeReport:
+    at: dt.datetime
+    purged: Counter[str] = field(default_factory=Counter)
+    blobs_failed: int = 0
+    """Blobs that could not be removed (left to the orphan sweep; see the log)."""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.purged.values())
+
+
+class RetentionPurge:
+    def __init__(
+        self,
+        collections: Collections,
+        blobs: BlobStore,
+        registry: DocumentTypeRegistry,
+        *,
+        batch_size: int = 500,
+    ) -> None:
+        self._documents = collections.documents
+        self._blobs = blobs
+        self._holds = HoldStore(collections)
+        self._tombstones = TombstoneStore(collections)
+        self._immutable = sorted(t.name for t in registry if t.immutable_files)
+        self._batch_size = batch_size
+
+    def _passes(self, at: dt.datetime) -> list[tuple[Doc, dt.datetime]]:
+        """(type filter, cutoff) pairs: write-once types stop at the real clock."""
+        now = utcnow()
+        return [
+            ({"type": {"$nin": self._immutable}}, at),
+            ({"type": {"$in": self._immutable}}, min(at, now)),
+        ]
+
+    async def plan(self, at: dt.datetime) -> PurgePlan:
+        plan = PurgePlan(at)
+        held_accounts = set(await self._holds.held_accounts())
+        now = utcnow()
+        cursor = self._documents.find(
+            {"retain_until": {"$lte": at}},
+            {"type": 1, "account_id": 1, HOLD_FIELD: 1, "retain_until": 1},
+        ).hint(RETAIN_UNTIL_INDEX)
+        async for doc in cursor:
+            kind = doc["type"]
+            if document_hold(doc) is not None or doc["account_id"] in held_accounts:
+                plan.held[kind] += 1
+            elif kind in self._immutable and doc["retain_until"] > now:
+                plan.locked[kind] += 1
+            else:
+                plan.purge[kind] += 1
+        return plan
+
+    async def run(
+        self, at: dt.datetime, on_page: Callable[[PurgeReport], None] | None = None
+    ) -> PurgeReport:
+        report = PurgeReport(at)
+        started = time.perf_counter()
+        for type_filter, cutoff in self._passes(at):
+            while True:
+                held_accounts = await self._holds.held_accounts()
+                query = {
+                    "retain_until": {"$lte": cutoff},
+                    **type_filter,
+                    **unheld_filter(held_accounts),
+                }
+                page = [
+                    doc
+                    async for doc in one_batch(
+                        self._documents.find(query, {**TOMBSTONE_FIELDS, "blob.key": 1})
+                        .sort("retain_until", 1)
+                        .hint(RETAIN_UNTIL_INDEX),
+                        self._batch_size,
+                    )
+                ]
+                if not page:
+                    break
+                await self._purge_page(page, report)
+                if on_page:
+                    on_page(report)
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "retention.purged",
+            at=at.isoformat(),
+            purged=dict(report.purged),
+            blobs_failed=report.blobs_failed,
+            seconds=round(report.seconds, 3),
+        )
+        return report
+
+    async def _purge_page(self, page: list[Doc], report: PurgeReport) -> None:
+        ids = [doc["_id"] for doc in page]
+        await self._tombstones.write(page, "retention", utcnow())
+        # Holds are checked again at the delete itself: one set since the read wins.
+        held_accounts = await self._holds.held_accounts()
+        result = await self._documents.delete_many(
+            {"_id": {"$in": ids}, **unheld_filter(held_accounts)}
+        )
+        gone = page
+        if result.deleted_count < len(ids):
+            survivors = {
+                doc["_id"] async for doc in self._documents.find({"_id": {"$in": ids}}, {"_id": 1})
+            }
+            await self._tombstones.remove(sorted(survivors))
+            gone = [doc for doc in page if doc["_id"] not in survivors]
+        for doc in gone:
+            report.purged[doc["type"]] += 1
+        await self._delete_blobs([doc["blob"]["key"] for doc in gone], report)
+
+    async def _delete_blobs(self, keys: list[str], report: PurgeReport) -> None:
+        limiter = anyio.CapacityLimiter(BLOB_DELETES_AT_ONCE)
+
+        async def delete(key: str) -> None:
+            async with limiter:
+                try:
+                    await self._blobs.delete(key)
+                except Exception as exc:  # metadata is gone: the orphan sweep retries it
+                    report.blobs_failed += 1
+                    log.warning("retention.blob_delete_failed", key=key, error=str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for key in keys:
+                tg.start_soon(delete, key)
