@@ -38,6 +38,9 @@ AuditAction = Literal[
     "account.erased",
     "backup.restored",
     "evidence.issued",
+    "retention.purged",
+    "hold.set",
+    "hold.released",
 ]
 ACTIONS: Final[tuple[str, ...]] = get_args(AuditAction)
 GENESIS: Final = "0" * 64
