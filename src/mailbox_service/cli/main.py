@@ -12,9 +12,12 @@ from mailbox_service.cli import (
     dev_run,
     doctypes,
     email,
+    evidence,
+    holds,
     keys,
     migrate,
     notifications,
+    retention,
     serve,
     sweep,
     tokens,
@@ -37,6 +40,9 @@ for command in (
     demo.demo,
     tokens.tokens,
     audit.audit,
+    retention.retention,
+    holds.hold,
+    evidence.evidence,
 ):
     root.add_command(command)
 

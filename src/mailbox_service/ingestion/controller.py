@@ -88,7 +88,11 @@ class IngestionController(Controller):
                     "this API key may not send documents to this account", field="account_id"
                 )
             outcome = await services.ingest.accept(
-                metadata, upload.file, source=api_key.source, announce=False
+                metadata,
+                upload.file,
+                source=api_key.source,
+                key_id=api_key.key_id,
+                announce=False,
             )
         finally:
             upload.file.close()

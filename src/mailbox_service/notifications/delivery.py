@@ -128,8 +128,10 @@ class Deliverer:
             portal_url=self.settings.portal_url,
             now=self.clock(),
         )
-        self.smtp.send(message.data, envelope_from=envelope_sender(smtp.sender), recipient=address)
-        return {"message_id": message.message_id, "locale": rendered.locale}
+        reply = self.smtp.send(
+            message.data, envelope_from=envelope_sender(smtp.sender), recipient=address
+        )
+        return {"message_id": message.message_id, "locale": rendered.locale, "relay_reply": reply}
 
     def _emit_created(self, claim: Claim) -> dict[str, Any]:
         try:

@@ -10,8 +10,9 @@ A channel's state (`documents.notifications.<channel>`, written by ingest as the
   next_at      pending only: not before this time (retry backoff); absent means "now"
   lease_until, claim, worker
                sending only: who holds the job and until when
-  sent_at, message_id, locale
-               when the relay (or Redis) accepted it, and what was sent
+  sent_at, message_id, locale, relay_reply
+               when the relay (or Redis) accepted it, what was sent, and (email) the relay's
+               reply to it: its receipt, shown in evidence bundles
 
 Every change is ONE `find_one_and_update` on the document, a compare-and-set: the filter is
 the condition the change needs (the channel is claimable; it is still held by this claim; it
@@ -142,7 +143,7 @@ def resend_change(now: dt.datetime, by: str) -> ChannelChange:
             **_RELEASE,
         },
         inc={"version": 1},
-        unset=("sent_at", "message_id", "locale"),
+        unset=("sent_at", "message_id", "locale", "relay_reply"),
     )
 
 

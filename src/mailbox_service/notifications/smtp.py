@@ -17,10 +17,14 @@ import socket
 import ssl
 import threading
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from mailbox_service.notifications.failures import PermanentFailure, TransientFailure
 from mailbox_service.observability.metrics import observe
 from mailbox_service.settings import SmtpSettings
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 def _describe(exc: BaseException) -> str:
@@ -56,6 +60,22 @@ def classify(exc: BaseException) -> TransientFailure | PermanentFailure:
     return TransientFailure(message)
 
 
+class _RelaySession(smtplib.SMTP):
+    """smtplib.SMTP that keeps the relay's reply to DATA, which `sendmail` discards: the
+    reply ("250 2.0.0 Ok: queued as 4F3A...") is the relay's receipt, kept as evidence."""
+
+    data_reply: str = ""
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        code, text = super().data(msg)
+        self.data_reply = f"{code} {text.decode(errors='replace')}".strip()
+        return code, text
+
+
+MAX_REPLY_CHARS = 512
+"""A relay's reply is stored on the document; a longer one is cut (it is a receipt, not data)."""
+
+
 class SmtpSender:
     def __init__(self, settings: SmtpSettings, *, local_hostname: str | None = None) -> None:
         self.settings = settings
@@ -63,9 +83,11 @@ class SmtpSender:
         self.local_hostname = local_hostname or socket.gethostname() or "localhost"
         self._local = threading.local()
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _RelaySession:
         s = self.settings
-        conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s, local_hostname=self.local_hostname)
+        conn = _RelaySession(
+            s.host, s.port, timeout=s.timeout_s, local_hostname=self.local_hostname
+        )
         try:
             conn.ehlo()
             if s.starttls:
@@ -91,14 +113,15 @@ class SmtpSender:
         if conn is not None:
             self._quietly_close(conn)
 
-    def send(self, message: EmailMessage | bytes, *, envelope_from: str, recipient: str) -> None:
-        """Deliver to the relay; raise TransientFailure or PermanentFailure on refusal.
+    def send(self, message: EmailMessage | bytes, *, envelope_from: str, recipient: str) -> str:
+        """Deliver to the relay and return its reply to the message (code and text); raise
+        TransientFailure or PermanentFailure on refusal.
         `message` as an object or as its bytes with CRLF line ends."""
         data = message if isinstance(message, bytes) else message.as_bytes()
         with observe("smtp", "send"):
-            self._send(data, envelope_from, recipient)
+            return self._send(data, envelope_from, recipient)[:MAX_REPLY_CHARS]
 
-    def _send(self, data: bytes, envelope_from: str, recipient: str) -> None:
+    def _send(self, data: bytes, envelope_from: str, recipient: str) -> str:
         try:
             conn = getattr(self._local, "conn", None)
             reused = conn is not None
@@ -116,6 +139,7 @@ class SmtpSender:
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise classify(exc) from exc
+        return conn.data_reply
 
     def close(self) -> None:
         """Close this thread's connection (worker threads call it when they stop)."""

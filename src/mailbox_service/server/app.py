@@ -16,10 +16,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from mailbox_service.admin.controller import AdminNotificationsController
+from mailbox_service.admin.holds import AdminHoldsController
 from mailbox_service.audit.controller import AdminAuditController
 from mailbox_service.doctypes import load_registry
+from mailbox_service.evidence.controller import EvidenceController
+from mailbox_service.evidence.keys import KEY_SETTING
 from mailbox_service.ingestion.controller import IngestionController
-from mailbox_service.log import configure_logging
+from mailbox_service.log import configure_logging, get_logger
 from mailbox_service.mailbox.controller import MailboxController
 from mailbox_service.observability import metrics, tracing
 from mailbox_service.observability.exposition import metrics_controller
@@ -34,6 +37,8 @@ from mailbox_service.server.request_limits import enforce_request_limits
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 
+log = get_logger(__name__)
+
 
 def route_handlers() -> list[ControllerRouterHandler]:
     return [
@@ -42,6 +47,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         MailboxController,
         AdminNotificationsController,
         AdminAuditController,
+        AdminHoldsController,
+        EvidenceController,
     ]
 
 
@@ -71,6 +78,13 @@ def create_litestar(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.build(settings)
+        # A broken evidence key stops start-up; a missing one only disables the routes (503).
+        app.state.services.evidence_key.check()
+        if not app.state.services.evidence_key.configured:
+            log.warning(
+                "evidence.key_missing",
+                message=f"{KEY_SETTING} is not set: evidence routes answer 503",
+            )
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 
 from mailbox_service.audit import AuditChain, AuditTrail, IntrusionAlerts
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
+from mailbox_service.evidence.service import EvidenceKey
 from mailbox_service.ingestion.service import IngestService
 from mailbox_service.mailbox.cursor import CursorSigner
 from mailbox_service.mailbox.service import MailboxService
@@ -50,6 +51,7 @@ class Services:
     audit: AuditTrail
     alerts: IntrusionAlerts
     rate_limits: Budgets
+    evidence_key: EvidenceKey
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -93,6 +95,7 @@ class Services:
             audit=AuditTrail(AuditChain(collections), settings.audit),
             alerts=IntrusionAlerts(redis, settings.alert),
             rate_limits=Budgets(settings.rate, RateLimiter(limiter_redis(settings.redis.url))),
+            evidence_key=EvidenceKey(settings.evidence),
         )
 
     async def close(self) -> None:

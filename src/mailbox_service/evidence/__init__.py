@@ -1,0 +1,1 @@
+"""Signed evidence: what happened to a document, as canonical JSON with an Ed25519 signature."""

@@ -1,0 +1,117 @@
+"""HTTP doors of signed evidence: the sender's, the operator's, and the public key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.di import Provide
+from litestar.params import FromPath
+
+from mailbox_service.audit.http import record_key
+from mailbox_service.evidence.schemas import PublicKey, SignedEvidence
+from mailbox_service.evidence.service import EvidenceService
+from mailbox_service.lifecycle.holds import HoldStore
+from mailbox_service.lifecycle.tombstones import TombstoneStore
+from mailbox_service.server.auth import provide_admin_key, provide_any_key, provide_ingest_key
+from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.openapi import errors
+from mailbox_service.server.services import Services
+from mailbox_service.storage.api_keys import ApiKey
+
+NOT_CONFIGURED = "`MAILBOX_EVIDENCE_KEY_FILE` is not set on this server: no key to sign with."
+GONE = "The document was purged (retention) or erased; the message says when and why."
+
+
+def evidence_service(services: Services) -> EvidenceService:
+    return EvidenceService(
+        services.documents,
+        HoldStore(services.collections),
+        TombstoneStore(services.collections),
+        services.evidence_key,
+    )
+
+
+async def _issue(
+    request: Request[Any, Any, Any],
+    services: Services,
+    api_key: ApiKey,
+    document_id: str,
+    *,
+    source: str | None,
+) -> SignedEvidence:
+    bundle, document = await evidence_service(services).issue(document_id, source=source)
+    await record_key(
+        request,
+        services,
+        api_key,
+        "evidence.issued",
+        account_id=document.get("account_id"),
+        document_id=document_id,
+        details={"key_id": bundle.key_id},
+    )
+    return bundle
+
+
+class EvidenceController(Controller):
+    path = "/v1"
+    tags = ["evidence"]
+
+    @get(
+        "/documents/{document_id:str}/evidence",
+        operation_id="documentEvidence",
+        dependencies={"api_key": Provide(provide_ingest_key)},
+        security=[{"apiKey": ["ingest"]}],
+        responses=errors(
+            401,
+            403,
+            404,
+            410,
+            429,
+            503,
+            notes={
+                404: "No such document, or one another source sent.",
+                410: GONE,
+                503: NOT_CONFIGURED,
+            },
+        ),
+    )
+    async def sender_evidence(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        api_key: ApiKeyDep,
+        document_id: FromPath[str],
+    ) -> SignedEvidence:
+        """Signed evidence of one document this key's source sent: the file's SHA-256, who
+        sent it, the delivery decision, each notification outcome with the relay's reply,
+        first read and download, holds."""
+        return await _issue(request, services, api_key, document_id, source=api_key.source)
+
+    @get(
+        "/admin/documents/{document_id:str}/evidence",
+        operation_id="adminDocumentEvidence",
+        dependencies={"api_key": Provide(provide_admin_key)},
+        security=[{"apiKey": ["admin"]}],
+        responses=errors(401, 403, 404, 410, 429, 503, notes={410: GONE, 503: NOT_CONFIGURED}),
+    )
+    async def admin_evidence(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        api_key: ApiKeyDep,
+        document_id: FromPath[str],
+    ) -> SignedEvidence:
+        """Signed evidence of any document (the same bundle its sender gets)."""
+        return await _issue(request, services, api_key, document_id, source=None)
+
+    @get(
+        "/evidence/public-key",
+        operation_id="evidencePublicKey",
+        dependencies={"api_key": Provide(provide_any_key)},
+        security=[{"apiKey": []}],
+        responses=errors(401, 429, 503, notes={503: NOT_CONFIGURED}),
+    )
+    async def public_key(self, services: ServicesDep, api_key: ApiKeyDep) -> PublicKey:
+        """The public key that verifies evidence signatures (any API key may read it)."""
+        return evidence_service(services).public_key()
