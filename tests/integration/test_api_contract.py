@@ -37,6 +37,7 @@ from app_fixtures import (
     unique,
 )
 from contract_steering import Credentials, Seeds, steer
+from mailbox_service.evidence.keys import write_key_file
 from mailbox_service.server.portal_auth.tokens import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
@@ -55,7 +56,13 @@ UNLIMITED_RATES = {
 def contract_server(
     test_env: dict[str, str], services: Services, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    server = start_live_server(tmp_path_factory.mktemp("contract"), UNLIMITED_RATES)
+    directory = tmp_path_factory.mktemp("contract")
+    # Signed evidence is served (not 503) only with a key: the contract covers the real answer.
+    write_key_file(directory / "evidence.pem")
+    server = start_live_server(
+        directory,
+        {**UNLIMITED_RATES, "MAILBOX_EVIDENCE_KEY_FILE": str(directory / "evidence.pem")},
+    )
     yield server
     stop_process(server.process)
 
