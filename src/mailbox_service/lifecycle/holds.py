@@ -13,7 +13,7 @@ are read whole once per run.
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
 
 import msgspec
 
@@ -30,7 +30,7 @@ class Hold(msgspec.Struct, frozen=True):
     id: str
     """The document id or account id it covers."""
     reason: str
-    set_at: Any
+    set_at: dt.datetime
     set_by: str
     account_id: str | None = None
     """For a document hold: the account the document belongs to."""
