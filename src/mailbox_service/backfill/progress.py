@@ -53,9 +53,17 @@ class _RateColumn(ProgressColumn):
 class BarProgress:
     """A rich progress bar: count, rate, ETA and the outcome counts."""
 
-    def __init__(self, total: int, *, dry_run: bool = False, console: Console | None = None):
+    def __init__(
+        self,
+        total: int,
+        *,
+        dry_run: bool = False,
+        console: Console | None = None,
+        label: str | None = None,
+    ):
         self.total = total
         self.dry_run = dry_run
+        self.label = label
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=16),
@@ -73,7 +81,7 @@ class BarProgress:
 
     def start(self) -> None:
         self._progress.start()
-        label = "check" if self.dry_run else "import"
+        label = self.label or ("check" if self.dry_run else "import")
         self._task = self._progress.add_task(label, total=self.total, counts="")
 
     def update(self, tally: Tally) -> None:
@@ -88,7 +96,10 @@ class BarProgress:
 
 
 class PlainProgress:
-    """One line every `interval` seconds, for logs that are not a terminal."""
+    """One line every `interval` seconds, for logs that are not a terminal.
+
+    `label` starts every line (other long commands, e.g. `backup`, reuse this display).
+    """
 
     def __init__(
         self,
@@ -98,8 +109,12 @@ class PlainProgress:
         dry_run: bool = False,
         out: IO[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        label: str = "backfill",
+        unit: str = "lines",
     ) -> None:
         self.total = total
+        self.label = label
+        self.unit = unit
         self.interval = interval
         self.dry_run = dry_run
         self._out = out or sys.stderr
@@ -109,7 +124,7 @@ class PlainProgress:
     def start(self) -> None:
         self._last = self._clock()
         verb = "checking" if self.dry_run else "importing"
-        self._write(f"backfill: {verb} {self.total} lines")
+        self._write(f"{self.label}: {verb} {self.total} {self.unit}")
 
     def update(self, tally: Tally) -> None:
         now = self._clock()
@@ -127,7 +142,7 @@ class PlainProgress:
         remaining = max(self.total - tally.done, 0)
         eta = format_duration(remaining / rate) if rate > 0 else "?"
         return (
-            f"backfill: {tally.done}/{self.total}{share} {_counts(tally, self.dry_run)}, "
+            f"{self.label}: {tally.done}/{self.total}{share} {_counts(tally, self.dry_run)}, "
             f"{rate:.1f} docs/s, {format_bytes(tally.bytes / elapsed)}/s, "
             f"elapsed {format_duration(elapsed)}, ETA {eta}"
         )
@@ -137,10 +152,19 @@ class PlainProgress:
 
 
 def progress_for(
-    total: int, *, dry_run: bool, interval: float, stream: IO[str] | None = None
+    total: int,
+    *,
+    dry_run: bool,
+    interval: float,
+    stream: IO[str] | None = None,
+    label: str = "backfill",
+    unit: str = "lines",
 ) -> ProgressDisplay:
     """The bar on a terminal, plain lines otherwise."""
     stream = stream or sys.stderr
     if stream.isatty():
-        return BarProgress(total, dry_run=dry_run, console=Console(file=stream))
-    return PlainProgress(total, interval=interval, dry_run=dry_run, out=stream)
+        bar_label = None if label == "backfill" else label
+        return BarProgress(total, dry_run=dry_run, console=Console(file=stream), label=bar_label)
+    return PlainProgress(
+        total, interval=interval, dry_run=dry_run, out=stream, label=label, unit=unit
+    )

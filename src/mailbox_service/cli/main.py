@@ -6,6 +6,7 @@ from mailbox_service.cli import (
     accounts,
     audit,
     backfill,
+    backup,
     demo,
     demo_seed,
     dev,
@@ -43,6 +44,8 @@ for command in (
     retention.retention,
     holds.hold,
     evidence.evidence,
+    backup.backup,
+    backup.restore,
 ):
     root.add_command(command)
 

@@ -1,0 +1,1 @@
+"""Backup and restore: metadata as compressed extended JSON, files once by hash."""

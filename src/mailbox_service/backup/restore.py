@@ -1,0 +1,234 @@
+"""Restoring a snapshot: files first, then the metadata that points to them.
+
+The caller (`cli/backup.py`) refuses an occupied database or bucket unless `--merge`, runs the
+migrations the backup had (indexes, bucket, object locking) before this, and the newer ones
+after. Here: the other collections, then documents a batch at a time (their files put back
+under the keys they had, then the metadata; never metadata without its file), then S3 Object
+Lock retention and legal holds for write-once files, as ingestion and `hold set` would have
+left them. With `--merge` what already exists (same `_id`, or the same source reference) is
+kept and counted as skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minio.commonconfig import COMPLIANCE, GOVERNANCE
+from minio.error import S3Error
+from minio.retention import Retention
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
+
+from mailbox_service.backfill.progress import ProgressDisplay
+from mailbox_service.backfill.report import Tally
+from mailbox_service.backup.layout import Manifest, blob_name, blob_path, decode_line
+from mailbox_service.backup.storage import MIGRATIONS, Storage
+from mailbox_service.backup.verify import iter_lines
+from mailbox_service.storage.blobs import PART_SIZE
+from mailbox_service.storage.mongo import Doc, utcnow
+
+BATCH = 500
+DUPLICATE_KEY = 11000
+
+
+@dataclass
+class RestoreResult:
+    inserted: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    blobs: int = 0
+    blob_bytes: int = 0
+    locked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def insert_new(collection: Collection[Doc], docs: list[Doc]) -> list[Doc]:
+    """Insert `docs`; return those refused as duplicates (an existing `_id` or unique key)."""
+    if not docs:
+        return []
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return [docs[error["index"]] for error in errors]
+    return []
+
+
+class Restorer:
+    def __init__(
+        self,
+        storage: Storage,
+        root: Path,
+        snapshot: Path,
+        manifest: Manifest,
+        *,
+        immutable_types: set[str],
+        lock_mode: str = "GOVERNANCE",
+        workers: int = 8,
+        progress: Callable[[int], ProgressDisplay] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.root = root
+        self.snapshot = snapshot
+        self.manifest = manifest
+        self.immutable_types = immutable_types
+        self.lock_mode = COMPLIANCE if lock_mode == "COMPLIANCE" else GOVERNANCE
+        self.workers = workers
+        self._progress_for = progress
+
+    def occupied(self) -> list[str]:
+        """What already holds data: non-empty collections, a non-empty bucket."""
+        found = [
+            f"collection {name} is not empty"
+            for name in self.storage.db.list_collection_names()
+            if name != MIGRATIONS
+            and not name.startswith("system.")
+            and self.storage.db[name].find_one({}, {"_id": 1}) is not None
+        ]
+        try:
+            objects = self.storage.minio.list_objects(self.storage.bucket, recursive=True)
+            if next(iter(objects), None) is not None:
+                found.append(f"bucket {self.storage.bucket} is not empty")
+        except S3Error as exc:
+            if exc.code != "NoSuchBucket":
+                raise
+        return found
+
+    def run(self) -> RestoreResult:
+        result = RestoreResult()
+        for name in sorted(self.manifest.collections):
+            if name != "documents":
+                self._collection(name, result)
+        if "documents" in self.manifest.collections:
+            self._documents(result)
+        return result
+
+    def _collection(self, name: str, result: RestoreResult) -> None:
+        path = self.snapshot / self.manifest.collections[name].file
+        collection = self.storage.db[name]
+        batch: list[Doc] = []
+        inserted = skipped = 0
+        for line in iter_lines(path):
+            batch.append(decode_line(line))
+            if len(batch) >= 1000:
+                refused = insert_new(collection, batch)
+                inserted, skipped = inserted + len(batch) - len(refused), skipped + len(refused)
+                batch = []
+        refused = insert_new(collection, batch)
+        result.inserted[name] = inserted + len(batch) - len(refused)
+        result.skipped[name] = skipped + len(refused)
+
+    # ----------------------------------------------------------------------------- documents
+
+    def _documents(self, result: RestoreResult) -> None:
+        entry = self.manifest.collections["documents"]
+        tally = Tally()
+        display = self._progress_for(entry.count) if self._progress_for else None
+        if display:
+            display.start()
+        result.inserted["documents"] = result.skipped["documents"] = 0
+        held_accounts = {doc["_id"] for doc in self.storage.db["holds"].find({}, {"_id": 1})}
+        lock_on = self._bucket_locks()
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                batch: list[Doc] = []
+                for line in iter_lines(self.snapshot / entry.file):
+                    batch.append(decode_line(line))
+                    if len(batch) >= BATCH:
+                        self._batch(batch, pool, result, tally, held_accounts, lock_on)
+                        batch = []
+                        if display:
+                            display.update(tally)
+                if batch:
+                    self._batch(batch, pool, result, tally, held_accounts, lock_on)
+        finally:
+            if display:
+                display.stop(tally)
+
+    def _batch(
+        self,
+        batch: list[Doc],
+        pool: ThreadPoolExecutor,
+        result: RestoreResult,
+        tally: Tally,
+        held_accounts: set[str],
+        lock_on: bool,
+    ) -> None:
+        documents = self.storage.db["documents"]
+        ids = [doc["_id"] for doc in batch]
+        existing = {d["_id"] for d in documents.find({"_id": {"$in": ids}}, {"_id": 1})}
+        fresh = [doc for doc in batch if doc["_id"] not in existing]
+        puts = [(doc, pool.submit(self._put, doc)) for doc in fresh]
+        ready: list[Doc] = []
+        for doc, future in puts:
+            problem = future.result()
+            if problem:
+                result.problems.append(problem)
+                tally.failed += 1
+            else:
+                ready.append(doc)
+                result.blobs += 1
+                result.blob_bytes += int(doc["blob"]["size"])
+                tally.bytes += int(doc["blob"]["size"])
+        refused = insert_new(documents, ready)
+        for doc in refused:
+            # Same source reference as a document already here (--merge): keep theirs.
+            result.problems.append(
+                f"document {doc['_id']}: its source reference exists already; kept the other"
+            )
+            self.storage.minio.remove_object(self.storage.bucket, doc["blob"]["key"])
+        refused_ids = {doc["_id"] for doc in refused}
+        restored = [doc for doc in ready if doc["_id"] not in refused_ids]
+        if lock_on:
+            now = utcnow()
+            locks = [
+                pool.submit(self._lock, doc, doc["account_id"] in held_accounts)
+                for doc in restored
+                if doc["type"] in self.immutable_types and doc.get("retain_until", now) > now
+            ]
+            result.locked += sum(1 for f in locks if f.result())
+        result.inserted["documents"] += len(restored)
+        result.skipped["documents"] += len(existing) + len(refused)
+        tally.imported += len(restored)
+        tally.skipped += len(existing) + len(refused)
+
+    def _put(self, doc: Doc) -> str | None:
+        blob = doc.get("blob") or {}
+        sha = str(blob.get("sha256"))
+        path = blob_path(self.root, sha)
+        if not path.exists():
+            return f"document {doc['_id']}: missing file {blob_name(sha)}; not restored"
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            self.storage.minio.put_object(
+                self.storage.bucket,
+                str(blob["key"]),
+                f,
+                size,
+                content_type=str(blob.get("content_type") or "application/octet-stream"),
+                part_size=PART_SIZE if size > PART_SIZE else 0,
+                num_parallel_uploads=1,
+            )
+        return None
+
+    def _bucket_locks(self) -> bool:
+        try:
+            return self.storage.minio.get_object_lock_config(self.storage.bucket) is not None
+        except S3Error as exc:
+            if exc.code in {"ObjectLockConfigurationNotFoundError", "InvalidRequest"}:
+                return False
+            raise
+
+    def _lock(self, doc: Doc, account_held: bool) -> bool:
+        key = str(doc["blob"]["key"])
+        until: dt.datetime = doc["retain_until"]
+        retention = Retention(self.lock_mode, until.astimezone(dt.UTC))
+        self.storage.minio.set_object_retention(self.storage.bucket, key, retention)
+        if account_held or doc.get("hold"):
+            self.storage.minio.enable_object_legal_hold(self.storage.bucket, key)
+        return True
