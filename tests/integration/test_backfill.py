@@ -340,7 +340,7 @@ async def test_each_bad_line_is_reported_and_every_other_line_imported(
         "conflict": ("conflict", "source_ref", "already used for a different document"),
         "absolute path": ("bad_file", "file", "absolute paths are not allowed"),
         "escape": ("bad_file", "file", "'..' is not allowed"),
-        "unknown field": ("invalid_metadata", None, "unknown field `colour`"),
+        "unknown field": ("invalid_metadata", "colour", "unknown field 'colour'"),
     }
     for name, (code_, field, reason) in expect.items():
         record = by_name[name]

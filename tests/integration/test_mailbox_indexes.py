@@ -123,11 +123,11 @@ class Explained:
 @pytest.fixture(scope="module")
 async def explained(settings: Settings, services: Services) -> AsyncIterator[Explained]:
     log = CommandLog()
+    options = client_options(settings.mongo, "index-test")
     client: AsyncMongoClient[Doc] = AsyncMongoClient(
         settings.mongo.url,
         uuidRepresentation="standard",
-        event_listeners=[log],
-        **client_options(settings.mongo, "index-test"),
+        **(options | {"event_listeners": [*options["event_listeners"], log]}),
     )
     name = unique("indexes").replace("-", "_")
     collections = Collections.of(client, name)

@@ -14,8 +14,11 @@ limiter stops asking for a second, so a dead Redis does not add a timeout to eve
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+import weakref
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -86,13 +89,36 @@ class RedisOutage:
         )
 
 
+def _same_server(redis: aioredis.Redis) -> aioredis.Redis:
+    """A new client with `redis`'s connection settings and a pool of its own."""
+    pool = redis.connection_pool
+    return aioredis.Redis(
+        connection_pool=type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+    )
+
+
 class RateLimiter:
     """Takes one request out of a named bucket of N per minute, shared through Redis."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
-        self._script = redis.register_script(GCRA_SCRIPT)
+        # A redis.asyncio connection belongs to the event loop that opened it. A served process
+        # has one loop, but an app run by a test client (an anyio portal) gets its own: using
+        # the first loop's connection there fails with "attached to a different loop", which is
+        # no Redis outage and would be a 500. So each loop gets its own client.
+        self._per_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[aioredis.Redis, Any]
+        ] = weakref.WeakKeyDictionary()
         self._outage = RedisOutage("http")
+
+    def _script(self) -> Any:
+        loop = asyncio.get_running_loop()
+        found = self._per_loop.get(loop)
+        if found is None:
+            redis = self._redis if not self._per_loop else _same_server(self._redis)
+            found = (redis, redis.register_script(GCRA_SCRIPT))
+            self._per_loop[loop] = found
+        return found[1]
 
     async def take(self, bucket: str, per_minute: int) -> int:
         """0 when the request may pass, else the whole seconds until one would (at least 1)."""
@@ -100,7 +126,7 @@ class RateLimiter:
             return 0
         interval_us = 60_000_000 / per_minute
         try:
-            wait_us = await self._script(
+            wait_us = await self._script()(
                 keys=[KEY_PREFIX + bucket], args=[interval_us, interval_us * per_minute]
             )
         except (RedisError, OSError) as exc:
@@ -109,4 +135,11 @@ class RateLimiter:
         return max(1, math.ceil(int(wait_us) / 1_000_000)) if int(wait_us) > 0 else 0
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Close this loop's client; the connections of loops already closed went with them."""
+        if not self._per_loop:
+            await self._redis.aclose()
+        current = asyncio.get_running_loop()
+        for loop, (redis, _) in list(self._per_loop.items()):
+            if loop is current:
+                await redis.aclose()
+        self._per_loop.clear()
