@@ -147,6 +147,20 @@ async def test_backup_wipe_restore_gives_back_the_same_documents(
         for doc_id, doc in before["documents"].items():
             assert await blob_sha256(services, doc["blob"]["key"]) == hashes[doc_id]
             assert hashes[doc_id] == doc["blob"]["sha256"]
+        # Write-once files are locked again until their retention ends (the bucket was made
+        # with object locking by the migrations); the held invoice is under an S3 legal hold.
+        assert "4 write-once files locked" in restored.stdout
+        minio, bucket = services.blobs.client, target.s3.bucket
+        for doc_id, doc in before["documents"].items():
+            retention = await asyncio.to_thread(
+                minio.get_object_retention, bucket, doc["blob"]["key"]
+            )
+            assert retention is not None
+            assert retention.retain_until_date == doc["retain_until"]
+            held = await asyncio.to_thread(
+                minio.is_object_legal_hold_enabled, bucket, doc["blob"]["key"]
+            )
+            assert held == (doc_id == source.documents[2])
         # Indexes came back with the migrations: the idempotency key is unique again.
         indexes = await services.collections.documents.index_information()
         assert indexes["source_key_unique"]["unique"]
