@@ -20,7 +20,15 @@ import nacl.signing
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app_fixtures import invoice_metadata, post_document, sample_pdf, unique
+from app_fixtures import (
+    cli,
+    invoice_metadata,
+    post_document,
+    sample_pdf,
+    start_live_server,
+    stop_process,
+    unique,
+)
 from mailbox_service.asgi import create_app
 from mailbox_service.evidence.bundle import NO_KEY_ID_API
 from mailbox_service.evidence.keys import write_key_file
@@ -318,3 +326,22 @@ async def test_without_a_key_the_routes_answer_503_naming_the_setting(
             assert answer.status_code == 503, answer.text
             assert answer.json()["error"]["code"] == "not_configured"
             assert "MAILBOX_EVIDENCE_KEY_FILE" in answer.json()["error"]["message"]
+
+
+def test_start_up_warns_without_a_key_and_refuses_a_broken_one(
+    test_env: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    server = start_live_server(tmp_path, {"MAILBOX_EVIDENCE_KEY_FILE": ""})
+    try:
+        assert server.log.read_text().count("evidence.key_missing") == 1
+    finally:
+        stop_process(server.process)
+
+    broken = tmp_path / "broken.pem"
+    broken.write_bytes(b"not a key")
+    serve = cli("serve", "--port", "1", env={"MAILBOX_EVIDENCE_KEY_FILE": str(broken)}, check=False)
+    assert serve.returncode == 2
+    assert serve.stderr.strip().splitlines() == [
+        f"error: MAILBOX_EVIDENCE_KEY_FILE ({broken}): expected a PEM Ed25519 private key or "
+        "exactly 32 raw bytes (got 9 bytes); make one with `mailbox-service evidence keygen PATH`"
+    ]

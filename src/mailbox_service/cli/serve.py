@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import uvicorn
 
+from mailbox_service.evidence.service import EvidenceKey
 from mailbox_service.observability.exposition import (
     prepare_multiprocess,
     remove_multiprocess_dir,
@@ -25,7 +26,8 @@ from mailbox_service.settings import load_settings
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 def serve(host: str, port: int, workers: int, reload: bool) -> None:
     """Serve the API on HOST:PORT."""
-    load_settings()  # fail here, with one line, before uvicorn starts
+    settings = load_settings()  # fail here, with one line, before uvicorn starts
+    EvidenceKey(settings.evidence).check()  # a broken evidence key file, too
     # With several processes, whichever answers a scrape of /metrics reports all of them.
     metrics_dir = prepare_multiprocess("api") if workers > 1 else None
     uvicorn.run(
