@@ -38,7 +38,7 @@ from mailbox_service.server.portal_auth.tokens import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import EvidenceSettings, Settings
 from mailbox_service.storage.mongo import utcnow
-from notify_fixtures import WorkerProcess, wait_status
+from notify_fixtures import WorkerProcess, eventually, wait_status
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -180,6 +180,18 @@ async def test_bundle_verifies_with_another_library_and_one_changed_byte_breaks_
     assert admin.status_code == 200, admin.text
     admin_evidence = admin.json()["evidence"]
     assert {**admin_evidence, "generated_at": None} == {**evidence, "generated_at": None}
+
+    # Each bundle issued is in the audit trail, with the key that asked for it.
+    entries = await eventually(
+        lambda: services.collections.audit.find(
+            {"action": "evidence.issued", "document_id": document_id}
+        ).to_list(),
+        lambda found: len(found) == 2,
+        what="two evidence.issued entries",
+    )
+    assert {e["actor"]["key_id"] for e in entries} >= {_key_id(ingest_key)}
+    assert {e["details"]["key_id"] for e in entries} == {bundle["key_id"]}
+    assert {e["account_id"] for e in entries} == {paperless_account}
 
 
 def _openssl_verify(directory: Path) -> subprocess.CompletedProcess[str]:
