@@ -15,7 +15,6 @@ evidence (or, simpler, verify the bytes the API returns as `signed`):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -27,8 +26,7 @@ def rfc3339(at: dt.datetime) -> str:
     """A UTC time with milliseconds and `Z`; a naive time is taken as UTC (as pymongo returns)."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
-    at = at.astimezone(dt.UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def plain(value: Any) -> Any:
@@ -37,11 +35,12 @@ def plain(value: Any) -> Any:
         return value
     if isinstance(value, dt.datetime):
         return rfc3339(value)
-    if isinstance(value, Mapping):
+    # Concrete types, not the Mapping/Sequence ABCs: an ABC check costs more than the rest.
+    if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise TypeError("canonical JSON: object keys must be strings")
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+    if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     raise TypeError(f"canonical JSON: {type(value).__name__} has no canonical form")
 

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -36,13 +37,13 @@ class EvidenceSigner:
 
     private_key: Ed25519PrivateKey
 
-    @property
+    @cached_property
     def public_raw(self) -> bytes:
         return self.private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
 
-    @property
+    @cached_property
     def public_pem(self) -> str:
         return (
             self.private_key.public_key()
@@ -52,7 +53,7 @@ class EvidenceSigner:
             .decode()
         )
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.public_raw)
 
