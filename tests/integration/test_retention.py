@@ -36,6 +36,7 @@ from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
+from mailbox_service.storage.blobs import DeleteRefused
 from mailbox_service.storage.mongo import Doc, utcnow
 
 
@@ -162,7 +163,7 @@ async def test_minio_refuses_to_delete_or_overwrite_a_locked_invoice(isolated: S
         client.remove_object(bucket, key, version_id=original.version_id)
     assert refused.value.code in {"AccessDenied", "InvalidRequest"}, refused.value
     assert "retention" in str(refused.value).lower() or "lock" in str(refused.value).lower()
-    with pytest.raises(S3Error):
+    with pytest.raises(DeleteRefused):
         await isolated.blobs.delete(key)
     # Shortening the retention is refused too.
     with pytest.raises(S3Error):
@@ -220,11 +221,12 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     isolated: Services, own_env: dict[str, str]
 ) -> None:
     account, held_account = unique("acct"), unique("acct")
-    soon = dt.timedelta(seconds=12)  # covers the CLI calls before the first dry run
+    soon = dt.timedelta(seconds=3)
     expired = await ingest(isolated, account, expires_in=soon)
     held = await ingest(isolated, account, expires_in=soon)
     in_held_account = await ingest(isolated, held_account, expires_in=soon)
     shipment = await ingest(isolated, account, expires_in=soon, kind="shipment_document")
+    # Expired at `at` (11 years on), but its file is locked for ten years of real time.
     current = await ingest(isolated, account)
     holds = HoldStore(isolated.collections)
     cli("hold", "set", "--document", held["_id"], "--reason", "case 17", env=own_env)
@@ -233,15 +235,17 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     assert f"document {held['_id']}" in listed
     assert f"account {held_account}" in listed
 
-    at = iso(utcnow() + dt.timedelta(days=1))
-    # Before the real clock passes the invoices' lock, an invoice is counted as locked.
-    early = cli("retention", "purge", "--at", at, "--dry-run", env=own_env).stdout
-    assert "shipment_document: purge 1" in early
-    assert "invoice: purge 0, keep 2 held, 1 file still locked" in early
-
-    await wait_until(expired["retain_until"])
+    at_time = utcnow() + dt.timedelta(days=365 * 11)
+    at = iso(at_time)
+    await wait_until(max(d["retain_until"] for d in (expired, held, in_held_account, shipment)))
+    # `current` and the invoices earlier tests of this module stored, all unheld.
+    locked = await isolated.collections.documents.count_documents(
+        {"type": "invoice", "retain_until": {"$gt": utcnow(), "$lte": at_time}, "hold": None}
+    )
+    assert locked >= 1
     dry = cli("retention", "purge", "--at", at, "--dry-run", env=own_env).stdout
-    assert "invoice: purge 1, keep 2 held, 0 file still locked" in dry
+    assert f"invoice: purge 1, keep 2 held, {locked} file still locked" in dry
+    assert "shipment_document: purge 1, keep 0 held, 0 file still locked" in dry
     assert "dry run: nothing deleted" in dry
     assert await isolated.documents.get(expired["_id"]) is not None
 
@@ -295,8 +299,10 @@ async def test_legal_hold_keeps_a_blob_past_its_retention(
     assert isolated.blobs.client.is_object_legal_hold_enabled(isolated.blobs.bucket, key)
 
     await wait_until(doc["retain_until"])
-    with pytest.raises(S3Error):  # retention over, the legal hold still refuses
+    with pytest.raises(DeleteRefused):  # retention over, the legal hold still refuses
         await isolated.blobs.delete(key)
+    with pytest.raises(DeleteRefused):  # and no GOVERNANCE bypass lifts a legal hold
+        await isolated.blobs.delete(key, bypass_governance=True)
 
     listed = (await own_client.get("/v1/admin/holds/", headers=auth(own_admin_key))).json()
     assert doc["_id"] in [h["id"] for h in listed["items"]]

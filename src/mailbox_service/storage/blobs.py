@@ -14,6 +14,7 @@ import anyio.to_thread
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.retention import Retention
 
@@ -25,6 +26,15 @@ CHUNK = 256 * 1024
 # The SDK splits large uploads into parts of this size (S3's minimum) and holds one part in
 # memory at a time when uploads are not parallel: this bounds an upload's memory to ~5 MiB.
 PART_SIZE = 5 * 1024 * 1024
+
+
+class DeleteRefused(Exception):
+    """S3 refused to remove a version of a blob: a retention or a legal hold protects it."""
+
+    def __init__(self, key: str, code: str, message: str) -> None:
+        super().__init__(f"{key}: {code}: {message}")
+        self.key = key
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -139,10 +149,15 @@ class BlobStore:
         with observe("s3", "put"):
             await anyio.to_thread.run_sync(_put)
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, bypass_governance: bool = False) -> None:
         """Remove `key` for good. In a bucket with object locking (always versioned) a plain
         delete would only add a delete marker and keep the data, so every version is removed;
-        a version still under retention or legal hold makes this raise S3Error (AccessDenied)."""
+        a version still under retention or legal hold makes this raise S3Error.
+
+        `bypass_governance` removes versions under GOVERNANCE retention (the credentials need
+        s3:BypassGovernanceRetention). No path of the service uses it; it is there for tests
+        that clean up and for an operator's repair. It never lifts COMPLIANCE or a legal hold.
+        """
         locking = await self.object_lock_enabled()
 
         def _delete() -> None:
@@ -150,12 +165,19 @@ class BlobStore:
                 self._client.remove_object(self.bucket, key)
                 return
             versions = [
-                obj.version_id
+                DeleteObject(key, obj.version_id)
                 for obj in self._client.list_objects(self.bucket, prefix=key, include_version=True)
                 if obj.object_name == key
             ]
-            for version_id in versions:
-                self._client.remove_object(self.bucket, key, version_id=version_id)
+            if not versions:
+                return
+            errors = list(
+                self._client.remove_objects(
+                    self.bucket, versions, bypass_governance_mode=bypass_governance
+                )
+            )
+            if errors:
+                raise DeleteRefused(key, errors[0].code or "", errors[0].message or "")
 
         with observe("s3", "delete"):
             await anyio.to_thread.run_sync(_delete)
