@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -86,18 +86,9 @@ class Migrator:
         pending = [m for m in discover(self.directory) if m.version not in versions]
         return MigrationStatus(applied, pending)
 
-    async def apply_pending(
-        self,
-        on_apply: Callable[[Migration], None] | None = None,
-        *,
-        only: Collection[str] | None = None,
-    ) -> list[str]:
-        """Apply pending migrations in order; with `only`, just those whose id is in it (a
-        restore first brings an empty database to the backup's version, then to ours)."""
+    async def apply_pending(self, on_apply: Callable[[Migration], None] | None = None) -> list[str]:
         done: list[str] = []
         for migration in (await self.status()).pending:
-            if only is not None and migration.id not in only:
-                continue
             up = migration.load()
             started = utcnow()
             await up(self.ctx)

@@ -18,7 +18,7 @@ from mailbox_service.backfill.progress import ProgressDisplay, progress_for
 from mailbox_service.backfill.report import format_bytes, format_duration
 from mailbox_service.backup.create import BackupWriter
 from mailbox_service.backup.layout import BackupError, read_manifest, snapshot_dir
-from mailbox_service.backup.restore import Restorer
+from mailbox_service.backup.restore import Restorer, restore_snapshot
 from mailbox_service.backup.storage import Storage
 from mailbox_service.backup.verify import verify_backup
 from mailbox_service.cli.migrate import migrator_for
@@ -161,6 +161,7 @@ def restore(
                 immutable_types={t.name for t in services.registry if t.immutable_files},
                 lock_mode=services.settings.s3.lock_mode,
                 workers=workers,
+                merge=merge,
                 progress=_progress("restore", progress_every),
             )
             if not merge:
@@ -169,10 +170,7 @@ def restore(
                     raise BackupError(
                         f"refusing to restore: {'; '.join(occupied)} (--merge adds to it)"
                     )
-            migrator = migrator_for(services)
-            await migrator.apply_pending(only=set(manifest.migrations))
-            result = await anyio.to_thread.run_sync(restorer.run)
-            await migrator.apply_pending()
+            result = await restore_snapshot(restorer, migrator_for(services), services.blobs)
         finally:
             storage.close()
         await services.audit.record(
