@@ -31,7 +31,7 @@ from mailbox_service.errors import Conflict
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.lifecycle.holds import HoldStore
-from mailbox_service.lifecycle.schedule import PurgeLease
+from mailbox_service.lifecycle.schedule import PurgeLease, purge_if_due
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
@@ -402,3 +402,20 @@ async def test_hold_body_errors_use_the_error_envelope(
         error = answer.json()["error"]
         assert error["status"] == answer.status_code
         assert "reason" in error["message"] or "extra" in error["message"], error
+
+
+async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> None:
+    """What the worker's PurgeThread calls every minute: a run when due, then none."""
+    await isolated.collections.leases.delete_many({})
+    doc = await ingest(
+        isolated, unique("acct"), expires_in=dt.timedelta(seconds=1), kind="shipment_document"
+    )
+    await wait_until(doc["retain_until"])
+    report = await purge_if_due(isolated.settings, isolated.registry)
+    assert report is not None
+    assert report.purged["shipment_document"] >= 1
+    assert await isolated.documents.get(doc["_id"]) is None
+    lease = await isolated.collections.leases.find_one({"_id": "retention.purge"})
+    assert lease is not None
+    assert lease["done_at"] <= utcnow()
+    assert await purge_if_due(isolated.settings, isolated.registry) is None

@@ -193,17 +193,17 @@ class IngestService:
         should_notify = metadata.notify if notify is None else notify
         document_id = new_document_id()
         key = blob_key(document_id)
+        versions: dict[str, str | None] = {}
+
+        async def upload() -> None:
+            versions[key] = await self.blobs.put(
+                key, file.data, file.size, file.content_type, {"document-id": document_id}
+            )
+
         # The blob upload and the account lookup are independent: overlap them.
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(
-                    self.blobs.put,
-                    key,
-                    file.data,
-                    file.size,
-                    file.content_type,
-                    {"document-id": document_id},
-                )
+                tg.start_soon(upload)
                 account = await self.accounts.get(metadata.account_id)
         except BaseException:
             await self._remove_blob(key)
@@ -219,6 +219,7 @@ class IngestService:
             account=account,
             key_id=key_id,
         )
+        _set_version(document, versions.get(key))
 
         try:
             await self.documents.insert(document)
@@ -407,12 +408,13 @@ class IngestService:
         """Blobs first (in parallel), then one insert_many; settle every item in `results`."""
         ids = {index: new_document_id() for index in fresh}
         uploaded: list[int] = []
+        versions: dict[int, str | None] = {}
 
         async def upload(index: int) -> None:
             file = items[index][1]
             async with uploads:
                 try:
-                    await self.blobs.put(
+                    versions[index] = await self.blobs.put(
                         blob_key(ids[index]),
                         file.data,
                         file.size,
@@ -450,6 +452,7 @@ class IngestService:
                 notify=metadata.notify if notify is None else notify,
                 account=accounts.get(metadata.account_id),
             )
+            _set_version(documents[index], versions.get(index))
         if not documents:
             return
         order = list(documents)
@@ -565,3 +568,11 @@ class IngestService:
                 await self.blobs.delete(key)
             except Exception as exc:  # the orphan sweep will retry
                 log.warning("blob.cleanup_failed", key=key, error=str(exc))
+
+
+def _set_version(document: Doc, version_id: str | None) -> None:
+    """Remember the blob's S3 version (buckets with object locking are versioned): the purge
+    then deletes exactly that version, many per request, instead of listing each key's
+    versions first (lifecycle/retention.py)."""
+    if version_id:
+        document["blob"]["version_id"] = version_id

@@ -121,7 +121,9 @@ class RetentionPurge:
                 page = [
                     doc
                     async for doc in one_batch(
-                        self._documents.find(query, {**TOMBSTONE_FIELDS, "blob.key": 1})
+                        self._documents.find(
+                            query, {**TOMBSTONE_FIELDS, "blob.key": 1, "blob.version_id": 1}
+                        )
                         .sort("retain_until", 1)
                         .hint(RETAIN_UNTIL_INDEX),
                         self._batch_size,
@@ -159,9 +161,23 @@ class RetentionPurge:
             gone = [doc for doc in page if doc["_id"] not in survivors]
         for doc in gone:
             report.purged[doc["type"]] += 1
-        await self._delete_blobs([doc["blob"]["key"] for doc in gone], report)
+        await self._delete_blobs([doc["blob"] for doc in gone], report)
 
-    async def _delete_blobs(self, keys: list[str], report: PurgeReport) -> None:
+    async def _delete_blobs(self, blobs: list[Doc], report: PurgeReport) -> None:
+        """Blobs whose version the ingest recorded go in bulk requests; the rest (stored
+        before versions were recorded, or in a bucket without versioning) one by one. A
+        failure only logs: the metadata is gone, so the orphan sweep removes the blob later
+        (as it does any other version left under the key)."""
+        versioned = [(b["key"], b["version_id"]) for b in blobs if b.get("version_id")]
+        if versioned:
+            try:
+                refused = await self._blobs.delete_versions(versioned)
+            except Exception as exc:
+                refused = [key for key, _ in versioned]
+                log.warning("retention.blob_delete_failed", count=len(refused), error=str(exc))
+            for key in refused:
+                log.warning("retention.blob_delete_refused", key=key)
+            report.blobs_failed += len(refused)
         limiter = anyio.CapacityLimiter(BLOB_DELETES_AT_ONCE)
 
         async def delete(key: str) -> None:
@@ -173,5 +189,6 @@ class RetentionPurge:
                     log.warning("retention.blob_delete_failed", key=key, error=str(exc))
 
         async with anyio.create_task_group() as tg:
-            for key in keys:
-                tg.start_soon(delete, key)
+            for blob in blobs:
+                if not blob.get("version_id"):
+                    tg.start_soon(delete, blob["key"])

@@ -132,10 +132,12 @@ class BlobStore:
         length: int,
         content_type: str,
         metadata: dict[str, str] | None = None,
-    ) -> None:
-        def _put() -> None:
+    ) -> str | None:
+        """Store the object; its version id in a versioned (object-locking) bucket, else None."""
+
+        def _put() -> str | None:
             data.seek(0)
-            self._client.put_object(
+            result = self._client.put_object(
                 self.bucket,
                 key,
                 cast(BinaryIO, data),
@@ -145,9 +147,10 @@ class BlobStore:
                 part_size=PART_SIZE if length > PART_SIZE else 0,
                 num_parallel_uploads=1,
             )
+            return result.version_id
 
         with observe("s3", "put"):
-            await anyio.to_thread.run_sync(_put)
+            return await anyio.to_thread.run_sync(_put)
 
     async def delete(self, key: str, *, bypass_governance: bool = False) -> None:
         """Remove `key` for good. In a bucket with object locking (always versioned) a plain
@@ -181,6 +184,24 @@ class BlobStore:
 
         with observe("s3", "delete"):
             await anyio.to_thread.run_sync(_delete)
+
+    async def delete_versions(self, versions: list[tuple[str, str]]) -> list[str]:
+        """Remove exact (key, version id) pairs, up to 1,000 per request; the keys S3 refused
+        (a lock protects them). The purge's bulk path: no listing per key."""
+
+        def _delete() -> list[str]:
+            refused: list[str] = []
+            for start in range(0, len(versions), 1000):
+                chunk = [
+                    DeleteObject(key, version) for key, version in versions[start : start + 1000]
+                ]
+                refused += [
+                    error.name or "" for error in self._client.remove_objects(self.bucket, chunk)
+                ]
+            return refused
+
+        with observe("s3", "delete"):
+            return await anyio.to_thread.run_sync(_delete)
 
     async def exists(self, key: str) -> bool:
         def _stat() -> bool:
