@@ -394,14 +394,14 @@ async def test_daily_run_lease_lets_one_worker_run_per_interval(isolated: Servic
 async def test_hold_body_errors_use_the_error_envelope(
     own_client: AsyncTestClient[Any], own_admin_key: str
 ) -> None:
-    for body in ({}, {"reason": 5}, {"reason": "x", "extra": 1}, {"reason": "r" * 501}):
+    for body in ({}, {"reason": 5}, {"reasn": "typo"}, {"reason": "r" * 501}):
         answer = await own_client.post(
             "/v1/admin/holds/accounts/acct-1", json=body, headers=auth(own_admin_key)
         )
         assert answer.status_code in {400, 422}, answer.text
         error = answer.json()["error"]
         assert error["status"] == answer.status_code
-        assert "reason" in error["message"] or "extra" in error["message"], error
+        assert "reason" in error["message"], error
 
 
 async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> None:

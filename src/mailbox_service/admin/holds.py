@@ -20,13 +20,17 @@ from mailbox_service.lifecycle.holds import Hold
 from mailbox_service.lifecycle.legal_holds import LegalHolds
 from mailbox_service.server.auth import provide_admin_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
-from mailbox_service.server.openapi import errors
+from mailbox_service.server.openapi import documented, errors
 
 MAX_REASON = 500
-_ID = msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+_ID = msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": ID_PATTERN}
+DOCUMENT_ROUTE = documented(parameters={"document_id": _ID_SCHEMA})
+ACCOUNT_ROUTE = documented(parameters={"account_id": _ID_SCHEMA})
 
 
-class HoldRequest(msgspec.Struct, forbid_unknown_fields=True):
+class HoldRequest(msgspec.Struct):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
     """Why the hold is set: a case number, a request."""
 
@@ -70,7 +74,8 @@ class AdminHoldsController(Controller):
         "/documents/{document_id:str}",
         operation_id="holdDocument",
         status_code=HTTP_201_CREATED,
-        responses=errors(400, 401, 403, 404, 422, 429),
+        responses=errors(400, 401, 403, 404, 422, 429, 503),
+        opt=DOCUMENT_ROUTE,
     )
     async def hold_document(
         self,
@@ -101,7 +106,8 @@ class AdminHoldsController(Controller):
         "/accounts/{account_id:str}",
         operation_id="holdAccount",
         status_code=HTTP_201_CREATED,
-        responses=errors(400, 401, 403, 422, 429),
+        responses=errors(400, 401, 403, 422, 429, 503),
+        opt=ACCOUNT_ROUTE,
     )
     async def hold_account(
         self,
@@ -130,7 +136,8 @@ class AdminHoldsController(Controller):
         "/documents/{document_id:str}",
         operation_id="releaseDocumentHold",
         status_code=HTTP_200_OK,
-        responses=errors(401, 403, 404, 422, 429),
+        responses=errors(401, 403, 404, 422, 429, 503),
+        opt=DOCUMENT_ROUTE,
     )
     async def release_document(
         self,
@@ -157,7 +164,8 @@ class AdminHoldsController(Controller):
         "/accounts/{account_id:str}",
         operation_id="releaseAccountHold",
         status_code=HTTP_200_OK,
-        responses=errors(401, 403, 404, 422, 429),
+        responses=errors(401, 403, 404, 422, 429, 503),
+        opt=ACCOUNT_ROUTE,
     )
     async def release_account(
         self,

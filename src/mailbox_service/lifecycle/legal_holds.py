@@ -8,10 +8,11 @@ last hold on a document (its own or its account's) clears the S3 legal hold agai
 
 from __future__ import annotations
 
+from minio.error import S3Error
 from pymongo.asynchronous.cursor import AsyncCursor
 
 from mailbox_service.doctypes import DocumentTypeRegistry
-from mailbox_service.errors import NotFound
+from mailbox_service.errors import DependencyUnavailable, NotFound
 from mailbox_service.lifecycle.holds import HOLD_FIELD, Hold, HoldStore, document_hold
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
@@ -85,5 +86,14 @@ class LegalHolds:
             return
         if not await self._blobs.object_lock_enabled():
             return
-        await self._blobs.set_legal_hold(document["blob"]["key"], on)
+        try:
+            await self._blobs.set_legal_hold(document["blob"]["key"], on)
+        except S3Error as exc:
+            if exc.code not in {"NoSuchKey", "NoSuchVersion"}:
+                raise DependencyUnavailable(f"minio: legal hold: {exc.code}") from exc
+            # The hold in MongoDB still protects the document; there is no file to protect.
+            log.warning("blob.legal_hold_missing_file", document_id=document["_id"])
+            return
+        except Exception as exc:
+            raise DependencyUnavailable(f"minio: legal hold: {type(exc).__name__}") from exc
         log.info("blob.legal_hold", document_id=document["_id"], on=on)
