@@ -260,7 +260,7 @@ class Restorer:
             retention = Retention(self.lock_mode, doc["retain_until"].astimezone(dt.UTC))
             legal_hold = bool(doc.get("hold")) or doc["account_id"] in step.held_accounts
         with path.open("rb") as f:
-            self.storage.minio.put_object(
+            written = self.storage.minio.put_object(
                 self.storage.bucket,
                 str(blob["key"]),
                 f,
@@ -271,6 +271,12 @@ class Restorer:
                 retention=retention,
                 legal_hold=legal_hold,
             )
+        # The purge deletes exactly the version ingestion recorded; in this bucket the file
+        # has a new one (or none, unversioned). The metadata is inserted after this.
+        if written.version_id:
+            blob["version_id"] = written.version_id
+        else:
+            blob.pop("version_id", None)
         return None
 
     def _bucket_locks(self) -> bool:
