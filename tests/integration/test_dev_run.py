@@ -239,7 +239,8 @@ def test_dev_run_serves_everything_and_ctrl_c_stops_it(
 
 
 def test_stack_commands_bring_a_profile_up_report_it_and_stop_it() -> None:
-    profile = "test7"
+    # Never the session's own stack (a run with MAILBOX_TEST_STACK_PROFILE=test7 would lose it).
+    profile = "test6" if os.environ.get("MAILBOX_TEST_STACK_PROFILE") == "test7" else "test7"
     env = {"MAILBOX_TEST_STACK_PROFILE": profile}
     up = cli("dev", "stack-up", "--profile", profile, env=env, timeout=240)
     config = StackConfig.for_profile(profile)
