@@ -120,3 +120,25 @@ async def test_erase_refuses_an_unknown_account(services: Services) -> None:
     )
     assert result.returncode == 1
     assert "no account" in result.stderr
+
+
+async def test_an_account_hold_keeps_every_document(
+    client: AsyncTestClient[Any], ingest_key: str, services: Services, paperless_account: str
+) -> None:
+    account = paperless_account
+    shipment = await ingest_shipment(client, ingest_key, account)
+    invoice = await ingest(client, ingest_key, account)
+    await HoldStore(services.collections).set_account(account, "insolvency file 12", "test")
+    try:
+        done = await asyncio.to_thread(cli, "accounts", "erase", account, "--yes")
+        kept = kept_in(done.stdout)
+        assert kept == {
+            shipment: "account hold: insolvency file 12",
+            invoice: "account hold: insolvency file 12",
+        }
+        assert set(await account_documents(services, account)) == {shipment, invoice}
+        record = await services.collections.accounts.find_one({"_id": account})
+        assert record is not None
+        assert "email" not in record
+    finally:
+        await HoldStore(services.collections).release_account(account)
