@@ -26,6 +26,7 @@ import hashlib
 import io
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -309,16 +310,22 @@ def main() -> None:
         source.close()
         shutil.rmtree(work, ignore_errors=True)
     best = {name: min(values) for name, values in times.items()}
-    line = (
-        f"best of {args.rounds}: backup {best['raw out'] / best['backup']:.2f}x raw copy out, "
-        f"restore {best['raw in'] / best['restore']:.2f}x raw copy in"
-    )
-    if locked:
-        line += (
-            f", {best['raw in+lock'] / best['restore']:.2f}x raw copy in with the same S3 "
-            f"retention ({args.type} files are write-once)"
+
+    def ratios(raw: str, ours: str) -> str:
+        per_round = [r / o for r, o in zip(times[raw], times[ours], strict=True)]
+        rounds = " ".join(f"{x:.2f}" for x in per_round)
+        return (
+            f"{best[raw] / best[ours]:.2f}x best to best, median of rounds "
+            f"{statistics.median(per_round):.2f}x ({rounds})"
         )
-    print(line)
+
+    print(f"backup vs raw copy out: {ratios('raw out', 'backup')}")
+    print(f"restore vs raw copy in: {ratios('raw in', 'restore')}")
+    if locked:
+        print(
+            f"restore vs raw copy in with the same S3 retention ({args.type} files are "
+            f"write-once): {ratios('raw in+lock', 'restore')}"
+        )
 
 
 if __name__ == "__main__":
