@@ -29,6 +29,7 @@ from app_fixtures import (
     unique,
 )
 from mailbox_fixtures import bearer, portal_token
+from mailbox_service.evidence.keys import write_key_file
 from mailbox_service.settings import Settings
 from mailbox_service.untrusted import MAX_QUOTED_CHARS
 
@@ -41,13 +42,17 @@ PAYLOAD_BOUNDARY = "hostile-boundary-7f3a"
 def server(
     test_env: dict[str, str], services: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    # Rate limits (when present) are raised out of the way: this module measures parsers.
+    # Rate limits are raised out of the way: this module measures parsers. An evidence key is
+    # set, or every evidence route would answer its honest 503 "not configured" first.
+    directory = tmp_path_factory.mktemp("hostile")
+    write_key_file(directory / "evidence.pem")
     server = start_live_server(
-        tmp_path_factory.mktemp("hostile"),
+        directory,
         {
             "MAILBOX_RATE_PORTAL_PER_MINUTE": "1000000",
             "MAILBOX_RATE_INGEST_PER_MINUTE": "1000000",
             "MAILBOX_RATE_ANONYMOUS_PER_MINUTE": "1000000",
+            "MAILBOX_EVIDENCE_KEY_FILE": str(directory / "evidence.pem"),
         },
     )
     yield server
