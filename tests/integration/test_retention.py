@@ -271,6 +271,11 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
         assert await isolated.blobs.exists(kept["blob"]["key"])
         assert await isolated.collections.tombstones.find_one({"_id": kept["_id"]}) is None
     assert await holds.is_held(await isolated.documents.get(held["_id"]) or {})
+    audit = isolated.collections.audit
+    purged = await audit.find_one({"action": "retention.purged", "details.by": None})
+    assert purged is not None
+    assert purged["details"]["purged"] == {"invoice": 1, "shipment_document": 1}
+    assert await audit.find_one({"action": "hold.set", "document_id": held["_id"]})
 
     # Released: the next run takes them.
     cli("hold", "release", "--document", held["_id"], env=own_env)
@@ -419,3 +424,8 @@ async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> 
     assert lease is not None
     assert lease["done_at"] <= utcnow()
     assert await purge_if_due(isolated.settings, isolated.registry) is None
+    entry = await isolated.collections.audit.find_one(
+        {"action": "retention.purged", "details.by": "worker"}
+    )
+    assert entry is not None
+    assert entry["details"]["purged"]["shipment_document"] >= 1

@@ -18,6 +18,7 @@ import threading
 
 from pymongo.errors import DuplicateKeyError
 
+from mailbox_service.audit import OPERATOR, AuditChain, AuditTrail
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.lifecycle.retention import PurgeReport, RetentionPurge
 from mailbox_service.log import get_logger
@@ -86,8 +87,21 @@ async def purge_if_due(settings: Settings, registry: DocumentTypeRegistry) -> Pu
         purge = RetentionPurge(
             collections, BlobStore(settings.s3), registry, batch_size=retention.batch_size
         )
-        report = await purge.run(utcnow())
+        at = utcnow()
+        report = await purge.run(at)
         await lease.finish()
+        trail = AuditTrail(AuditChain(collections), settings.audit)
+        await trail.record(
+            "retention.purged",
+            OPERATOR,
+            details={
+                "at": at.isoformat(),
+                "by": "worker",
+                "purged": dict(report.purged),
+                "blobs_failed": report.blobs_failed,
+            },
+        )
+        await trail.close()
         return report
     finally:
         await client.close()
