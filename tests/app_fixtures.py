@@ -44,6 +44,10 @@ TEST_ENV = {
     "MAILBOX_NOTIFY_MAX_BACKOFF_MS": "2000",
     "MAILBOX_NOTIFY_SWEEP_INTERVAL_S": "1",
     "MAILBOX_NOTIFY_SWEEP_GRACE_S": "2",
+    # Workers started by tests must not purge the shared test database under other tests'
+    # feet (backfilled documents may be past retention); test_retention.py runs the purge,
+    # and the worker's daily check, in a database of its own.
+    "MAILBOX_RETENTION_PURGE_INTERVAL_S": "0",
     # The suite sends thousands of requests from one address and one token subject: budgets
     # far above that keep the limiter on the path of every request without ever tripping it.
     # The rate-limit tests build apps with small budgets of their own.
