@@ -416,14 +416,19 @@ async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> 
         isolated, unique("acct"), expires_in=dt.timedelta(seconds=1), kind="shipment_document"
     )
     await wait_until(doc["retain_until"])
-    report = await purge_if_due(isolated.settings, isolated.registry)
+    # Daily, as in production (the suite's own settings turn the workers' run off).
+    daily = msgspec.structs.replace(
+        isolated.settings,
+        retention=msgspec.structs.replace(isolated.settings.retention, purge_interval_s=86_400),
+    )
+    report = await purge_if_due(daily, isolated.registry)
     assert report is not None
     assert report.purged["shipment_document"] >= 1
     assert await isolated.documents.get(doc["_id"]) is None
     lease = await isolated.collections.leases.find_one({"_id": "retention.purge"})
     assert lease is not None
     assert lease["done_at"] <= utcnow()
-    assert await purge_if_due(isolated.settings, isolated.registry) is None
+    assert await purge_if_due(daily, isolated.registry) is None
     entry = await isolated.collections.audit.find_one(
         {"action": "retention.purged", "details.by": "worker"}
     )
