@@ -28,6 +28,7 @@ from app_fixtures import cli, invoice_metadata, sample_pdf, unique
 from mailbox_service.asgi import create_app
 from mailbox_service.doctypes.invoice import Invoice
 from mailbox_service.errors import Conflict
+from mailbox_service.ingestion.orphans import sweep_orphans
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.lifecycle.holds import HoldStore
@@ -434,3 +435,17 @@ async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> 
     )
     assert entry is not None
     assert entry["details"]["purged"]["shipment_document"] >= 1
+
+
+async def test_orphan_sweep_leaves_a_locked_orphan_and_carries_on(isolated: Services) -> None:
+    locked = await ingest(isolated, unique("acct"))
+    plain = await ingest(isolated, unique("acct"), kind="shipment_document")
+    # Both lose their metadata behind the service's back: only the unlocked file can go.
+    await isolated.collections.documents.delete_many(
+        {"_id": {"$in": [locked["_id"], plain["_id"]]}}
+    )
+    report = await sweep_orphans(isolated.blobs, isolated.documents, dt.timedelta(0))
+    assert plain["blob"]["key"] in report.removed
+    assert locked["blob"]["key"] not in report.removed
+    assert versions(isolated, plain["blob"]["key"]) == []
+    assert await isolated.blobs.exists(locked["blob"]["key"])
