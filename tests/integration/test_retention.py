@@ -33,6 +33,7 @@ from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.lifecycle.schedule import PurgeLease, purge_if_due
+from mailbox_service.mailbox.content import open_blob
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
@@ -185,6 +186,11 @@ async def test_minio_refuses_to_delete_or_overwrite_a_locked_invoice(isolated: S
         kept.release_conn()
     with pytest.raises(S3Error):
         client.remove_object(bucket, key, version_id=original.version_id)
+    # The portal's download path reads the version recorded at ingest, not the forged one.
+    assert doc["blob"]["version_id"] == original.version_id
+    chunks = await open_blob(isolated.blobs, key, 0, 0, version_id=doc["blob"]["version_id"])
+    served = b"".join([chunk async for chunk in chunks])
+    assert hashlib.sha256(served).hexdigest() == doc["blob"]["sha256"]
 
 
 async def test_failed_ingest_still_removes_its_unlocked_blob(isolated: Services) -> None:

@@ -121,14 +121,19 @@ def content_disposition(filename: str, disposition: Disposition = "attachment") 
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-async def open_blob(blobs: BlobStore, key: str, offset: int, length: int) -> AsyncIterator[bytes]:
+async def open_blob(
+    blobs: BlobStore, key: str, offset: int, length: int, *, version_id: str | None = None
+) -> AsyncIterator[bytes]:
     """The blob's chunks, with the first one already fetched.
 
     Fetching it before the response starts turns an unreachable MinIO or a missing object
     into a clean 503 instead of a response cut off after its headers.
     """
     # BlobStore.stream is an async generator; closing it releases the MinIO connection.
-    chunks = cast(AsyncGenerator[bytes, None], blobs.stream(key, offset=offset, length=length))
+    chunks = cast(
+        AsyncGenerator[bytes, None],
+        blobs.stream(key, offset=offset, length=length, version_id=version_id),
+    )
     try:
         first = await anext(chunks)
     except StopAsyncIteration:

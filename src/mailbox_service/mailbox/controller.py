@@ -168,7 +168,9 @@ class MailboxController(Controller):
             status, offset, length = 206, wanted.start, wanted.length
             headers["Content-Range"] = wanted.content_range
         headers["Content-Length"] = str(length)
-        chunks = await content.open_blob(services.blobs, blob["key"], offset, length)
+        chunks = await content.open_blob(
+            services.blobs, blob["key"], offset, length, version_id=blob.get("version_id")
+        )
         await services.mailbox.record_download(doc)
         await _record_document(
             request,

@@ -216,12 +216,20 @@ class BlobStore:
         with observe("s3", "stat"):
             return await anyio.to_thread.run_sync(_stat)
 
-    async def stream(self, key: str, offset: int = 0, length: int = 0) -> AsyncIterator[bytes]:
-        """Yield the object (or a byte range of it) in chunks, never whole in memory."""
+    async def stream(
+        self, key: str, offset: int = 0, length: int = 0, *, version_id: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield the object (or a byte range of it) in chunks, never whole in memory.
+
+        `version_id` reads that exact version: in a versioned bucket anyone with write access
+        can put a newer version over a write-once file, and that must not change what we serve.
+        """
         # Timed up to the response headers: the body's pace is the client's.
         with observe("s3", "get"):
             response: Any = await anyio.to_thread.run_sync(
-                lambda: self._client.get_object(self.bucket, key, offset=offset, length=length)
+                lambda: self._client.get_object(
+                    self.bucket, key, offset=offset, length=length, version_id=version_id
+                )
             )
         try:
             while True:
