@@ -296,10 +296,13 @@ async def test_processes_export_one_trace_to_an_otlp_collector(
             return list(receiver.spans)
 
         def complete(spans: list[tuple[str, str, str]]) -> bool:
-            posts = [t for s, t, n in spans if n == "POST /v1/documents"]
-            return bool(posts) and any(
-                s == "mailbox-service-worker" and n == "smtp send" and t in posts
-                for s, t, n in spans
+            # The job's span ends after its SMTP child, so it may come in a later export batch:
+            # wait for both.
+            posts = {t for s, t, n in spans if n == "POST /v1/documents"}
+            worker_spans = {(t, n) for s, t, n in spans if s == "mailbox-service-worker"}
+            return any(
+                (t, "smtp send") in worker_spans and (t, "deliver_email process") in worker_spans
+                for t in posts
             )
 
         spans = await eventually(exported, complete, within=20, what="both processes' spans")
