@@ -191,6 +191,14 @@ def test_dev_run_serves_everything_and_ctrl_c_stops_it(
             timeout=30,
         )
         assert created.status_code == 201, created.text
+        # Signed evidence works out of the box: the stack made a development key.
+        evidence = httpx.get(
+            f"{run.url}/v1/documents/{created.json()['id']}/evidence",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert evidence.status_code == 200, evidence.text
+        assert evidence.json()["algorithm"] == "Ed25519"
         # The demo portal is on and seeded in `make run`.
         portal = httpx.get(f"{run.url}/portal/", timeout=10, follow_redirects=True)
         assert portal.status_code == 200

@@ -38,11 +38,13 @@ from mailbox_service.devstack.servers import (
     build_servers,
 )
 from mailbox_service.errors import ConfigurationError, PrerequisiteMissing
+from mailbox_service.evidence.keys import write_key_file
 from mailbox_service.settings import AuthSettings
 
 MONGO_ENGINE_SERVERS = ("postgres", "ferretdb")
 """What a stack pointed at an external MongoDB does not run."""
 SIGNING_KEY_FILE = "jwt-signing-key"
+EVIDENCE_KEY_FILE = "evidence-signing-key.pem"
 """In the profile folder: the HS256 secret `env()` hands to `dev run` and `tokens mint`."""
 STOP_TIMEOUT = 15.0
 """Seconds a server gets to shut down cleanly before its process group is killed."""
@@ -161,6 +163,7 @@ class Stack:
             "MAILBOX_STACK_MAILDIR": str(self.config.maildir),
             "MAILBOX_AUTH_JWT_SECRET": self._jwt_secret(),
             "MAILBOX_AUTH_ISSUER": AuthSettings().issuer,
+            "MAILBOX_EVIDENCE_KEY_FILE": self._evidence_key_file(),
         }
 
     # -- internals --------------------------------------------------------------------------
@@ -277,6 +280,18 @@ class Stack:
             out.write(secret + "\n")
         os.replace(tmp, path)
         return secret
+
+    def _evidence_key_file(self) -> str:
+        """The stack's Ed25519 key for signed evidence, made on first use beside its data, so
+        `make run` signs evidence as production does (where an operator makes the key with
+        `mailbox-service evidence keygen`)."""
+        path = self.config.profile_dir / EVIDENCE_KEY_FILE
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # ConfigurationError: another process made it a moment ago; keep theirs.
+            with contextlib.suppress(ConfigurationError):
+                write_key_file(path)
+        return str(path)
 
     def _write_env_file(self) -> None:
         """`export K=V` lines; readable by us only, as they hold the MinIO and JWT secrets."""
