@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -117,7 +118,25 @@ def test_env(stack: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings(test_env: dict[str, str]) -> Settings:
-    return load_settings()
+    loaded = load_settings()
+    return msgspec.structs.replace(
+        loaded, mongo=msgspec.structs.replace(loaded.mongo, url=polled(loaded.mongo.url))
+    )
+
+
+def polled(mongo_url: str) -> str:
+    """The test process's MongoDB URL with heartbeats polled rather than streamed.
+
+    The session's clients live on one event loop, and sync tests and fixtures (CLI runs,
+    server start-ups) leave it stopped for many seconds. A streamed heartbeat is always in
+    flight, so such a pause times it out, and pymongo then cancels every operation in use on
+    that server (CI failed once on exactly this). A polled heartbeat is in flight for about a
+    millisecond every ten seconds.
+    """
+    if "?" in mongo_url:
+        return f"{mongo_url}&serverMonitoringMode=poll"
+    hosts_end = "" if "/" in mongo_url.partition("://")[2] else "/"
+    return f"{mongo_url}{hosts_end}?serverMonitoringMode=poll"
 
 
 @pytest.fixture(scope="session")
