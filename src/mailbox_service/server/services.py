@@ -21,6 +21,7 @@ from mailbox_service.notifications.broker import make_broker
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.ratelimit import Budgets, RateLimiter, limiter_redis
 from mailbox_service.realtime.emitter import RealtimeEmitter
+from mailbox_service.senders.event_log import EventLog
 from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.settings import Settings
 from mailbox_service.storage.accounts import AccountStore
@@ -52,6 +53,7 @@ class Services:
     alerts: IntrusionAlerts
     rate_limits: Budgets
     evidence_key: EvidenceKey
+    sender_events: EventLog
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -96,6 +98,7 @@ class Services:
             alerts=IntrusionAlerts(redis, settings.alert),
             rate_limits=Budgets(settings.rate, RateLimiter(limiter_redis(settings.redis.url))),
             evidence_key=EvidenceKey(settings.evidence),
+            sender_events=EventLog(collections.sender_events, broker),
         )
 
     async def close(self) -> None:

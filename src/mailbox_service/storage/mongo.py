@@ -94,6 +94,11 @@ class Collections:
         return self.db["leases"]
 
     @property
+    def sender_events(self) -> AsyncCollection[Doc]:
+        """What happened to each document, for its sender (senders/events.py)."""
+        return self.db["sender_events"]
+
+    @property
     def audit_heads(self) -> AsyncCollection[Doc]:
         """One document per UTC day: the last sequence number and hash of that day's chain."""
         return self.db["audit_heads"]
