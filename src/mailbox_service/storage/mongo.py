@@ -99,6 +99,16 @@ class Collections:
         return self.db["sender_events"]
 
     @property
+    def webhook_endpoints(self) -> AsyncCollection[Doc]:
+        """Where each source's events go, and their signing secrets (webhooks/endpoints.py)."""
+        return self.db["webhook_endpoints"]
+
+    @property
+    def webhook_deliveries(self) -> AsyncCollection[Doc]:
+        """One record per event and endpoint: state and attempts (webhooks/deliveries.py)."""
+        return self.db["webhook_deliveries"]
+
+    @property
     def audit_heads(self) -> AsyncCollection[Doc]:
         """One document per UTC day: the last sequence number and hash of that day's chain."""
         return self.db["audit_heads"]
