@@ -204,6 +204,27 @@ class RetentionSettings(msgspec.Struct, frozen=True):
     take over after a crash)."""
 
 
+class WebhookSettings(msgspec.Struct, frozen=True):
+    timeout_s: float = 5.0
+    """How long one delivery attempt may take (connect and answer) before it counts as failed."""
+    max_attempts: int = 12
+    """Attempts per delivery before it is `failed` (the default schedule spans about 20 h)."""
+    min_backoff_s: float = 60.0
+    """Delay after the first failed attempt; doubles per attempt."""
+    max_backoff_s: float = 21_600.0
+    """Longest delay between two attempts."""
+    threads: int = 4
+    """Worker threads per worker process for webhook jobs only, apart from the email and
+    real-time threads, so a slow receiver never holds up a notification."""
+    sweep_interval_s: float = 30.0
+    """How often the worker looks for deliveries and events whose job was lost."""
+    sweep_grace_s: float = 60.0
+    """Age after which a due delivery or an undispatched event counts as lost."""
+    allow_private: bool = True
+    """Allow endpoints on loopback and private addresses (10/8, 172.16/12, 192.168/16, fc00::/7,
+    127/8, ::1). Link-local, metadata and unspecified addresses are refused either way."""
+
+
 class Settings(msgspec.Struct, frozen=True):
     mongo: MongoSettings = msgspec.field(default_factory=MongoSettings)
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
@@ -219,6 +240,7 @@ class Settings(msgspec.Struct, frozen=True):
     alert: AlertSettings = msgspec.field(default_factory=AlertSettings)
     evidence: EvidenceSettings = msgspec.field(default_factory=EvidenceSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     portal_url: str = "http://127.0.0.1:8000/portal"
     """Base URL of the customer portal; email links point below it."""
     demo_portal: bool = False

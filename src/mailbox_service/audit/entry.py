@@ -41,6 +41,10 @@ AuditAction = Literal[
     "retention.purged",
     "hold.set",
     "hold.released",
+    "webhook.created",
+    "webhook.revoked",
+    "webhook.tested",
+    "webhook.resent",
 ]
 ACTIONS: Final[tuple[str, ...]] = get_args(AuditAction)
 GENESIS: Final = "0" * 64

@@ -22,6 +22,7 @@ from mailbox_service.cli import (
     serve,
     sweep,
     tokens,
+    webhooks,
     worker,
 )
 from mailbox_service.cli.base import root
@@ -46,6 +47,7 @@ for command in (
     evidence.evidence,
     backup.backup,
     backup.restore,
+    webhooks.webhooks,
 ):
     root.add_command(command)
 

@@ -1,4 +1,5 @@
-"""`mailbox-service worker`: deliver notifications (email, real time) and run the outbox sweep."""
+"""`mailbox-service worker`: deliver notifications (email, real time) and webhooks, and run the
+outbox and webhook sweeps."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import click
 from mailbox_service.log import configure_logging
 from mailbox_service.notifications.channels import CHANNELS, QUEUE
 from mailbox_service.notifications.worker import WorkerOptions, run
+from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import load_settings
 
 
@@ -23,13 +25,14 @@ from mailbox_service.settings import load_settings
     default=8,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Worker threads per process (jobs are mostly waiting on SMTP and MongoDB).",
+    help="Worker threads per process for email and real-time jobs (webhook jobs have their "
+    "own: MAILBOX_WEBHOOK_THREADS).",
 )
 @click.option(
     "--queue",
     "queues",
     multiple=True,
-    type=click.Choice([QUEUE[c] for c in CHANNELS]),
+    type=click.Choice([*(QUEUE[c] for c in CHANNELS), WEBHOOK_QUEUE]),
     help="Only consume this queue (repeatable); default: all.",
 )
 @click.option(

@@ -38,8 +38,10 @@ from mailbox_service.observability import exposition, metrics, tracing
 from mailbox_service.observability.worker_endpoint import serve_worker_metrics
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
+from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import MongoSettings, Settings, load_settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
+from mailbox_service.webhooks.runtime import WebhookRuntime
 
 log = get_logger(__name__)
 
@@ -48,7 +50,7 @@ log = get_logger(__name__)
 class WorkerOptions:
     processes: int = 1
     threads: int = 8
-    queues: tuple[str, ...] = tuple(QUEUE[c] for c in CHANNELS)
+    queues: tuple[str, ...] = (*(QUEUE[c] for c in CHANNELS), WEBHOOK_QUEUE)
     sweep: bool = True
 
 
@@ -159,14 +161,27 @@ def serve_process(
         if runs_sweep:
             ensure_indexes(runtime.outbox.documents)
         broker.emit_after("process_boot")
-        worker = dramatiq.Worker(
-            broker,
-            queues=set(options.queues),
-            worker_threads=options.threads,
-            # An idle queue is polled at most this often (ms): bounds the pick-up latency.
-            worker_timeout=200,
+        # Webhook jobs run on threads of their own (webhooks/runtime.py); an empty set would
+        # mean "every queue" to dramatiq, so a webhooks-only worker starts none here.
+        notify_queues = set(options.queues) - {WEBHOOK_QUEUE}
+        worker = (
+            dramatiq.Worker(
+                broker,
+                queues=notify_queues,
+                worker_threads=options.threads,
+                # An idle queue is polled at most this often (ms): bounds the pick-up latency.
+                worker_timeout=200,
+            )
+            if notify_queues
+            else None
         )
-        worker.start()
+        if worker:
+            worker.start()
+        webhooks = (
+            WebhookRuntime.start(settings, broker, runtime.mongo, sweep=runs_sweep)
+            if WEBHOOK_QUEUE in options.queues
+            else None
+        )
         sweeper = (
             SweepThread(runtime.sweep(), settings.notify.sweep_interval_s) if runs_sweep else None
         )
@@ -194,7 +209,10 @@ def serve_process(
         if purger:
             purger.stop()
         stop_timeout_ms = int((settings.smtp.timeout_s * 2 + 5) * 1000)
-        worker.stop(timeout=stop_timeout_ms)
+        if worker:
+            worker.stop(timeout=stop_timeout_ms)
+        if webhooks:
+            webhooks.stop()
         if metrics_server:
             metrics_server.stop()
         broker.close()

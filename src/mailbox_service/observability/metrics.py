@@ -69,6 +69,11 @@ DEPENDENCY_READY = Gauge(
     ["dependency"],
     multiprocess_mode="livemin",
 )
+WEBHOOKS = Counter(
+    "mailbox_webhooks",
+    "Webhook delivery attempts by outcome (delivered, retry, failed).",
+    ["status"],
+)
 SECURITY_ALERTS = Counter(
     "mailbox_security_alerts",
     "Security alerts raised (see docs/security.md), by kind.",
@@ -108,6 +113,11 @@ def notification_done(channel: str, status: str, seconds: float) -> None:
     if _enabled:
         _child(NOTIFICATIONS, channel, status).inc()
         _child(NOTIFICATION_SECONDS, channel).observe(seconds)
+
+
+def webhook_done(status: str) -> None:
+    if _enabled:
+        _child(WEBHOOKS, status).inc()
 
 
 def socketio_connections(delta: int) -> None:

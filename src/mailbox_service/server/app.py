@@ -36,6 +36,7 @@ from mailbox_service.server.rate_limit import limit_anonymous_routes
 from mailbox_service.server.request_limits import enforce_request_limits
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
+from mailbox_service.webhooks.controller import AdminWebhooksController
 
 log = get_logger(__name__)
 
@@ -48,6 +49,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         AdminNotificationsController,
         AdminAuditController,
         AdminHoldsController,
+        AdminWebhooksController,
         EvidenceController,
     ]
 

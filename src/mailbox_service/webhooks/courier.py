@@ -1,0 +1,212 @@
+"""What the two webhook jobs do: fan an event out to endpoints, and deliver one delivery.
+
+dispatch(event id): read the event, find the source's active endpoints subscribed to its
+type, insert one delivery per endpoint (its id is derived from the pair, so a second dispatch
+of the same event inserts nothing), mark the event `dispatched`, enqueue one delivery job each.
+
+deliver(delivery id): claim the delivery (compare-and-set), check the endpoint is still
+active, sign and POST the stored body, then record:
+  2xx          delivered
+  410          the receiver wants no more: the endpoint is disabled (reason recorded), the
+               delivery failed; its other pending deliveries fail at their next attempt
+  anything else, a timeout, a refused connection or a refused address (url_policy)
+               retried after min_backoff * 2^(attempts-1), capped at max_backoff, until
+               max_attempts; then failed
+Each attempt is logged (`webhook.attempt`) and kept on the delivery (the last LOG_SIZE).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dramatiq
+from pymongo.collection import Collection
+
+from mailbox_service.log import get_logger
+from mailbox_service.observability import metrics, tracing
+from mailbox_service.senders.events import WEBHOOK_QUEUE, object_id_of
+from mailbox_service.settings import WebhookSettings
+from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.webhooks.deliveries import (
+    Attempt,
+    BlockingDeliveries,
+    new_delivery,
+)
+from mailbox_service.webhooks.endpoints import BlockingEndpoints
+from mailbox_service.webhooks.sender import Answer, WebhookSender
+from mailbox_service.webhooks.signing import payload, signed_headers
+
+log = get_logger(__name__)
+
+DELIVER_ACTOR = "deliver_webhook"
+Outcome = Literal["delivered", "retry", "failed", "gone", "not_claimed"]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    max_attempts: int
+    min_s: float
+    max_s: float
+
+    @classmethod
+    def of(cls, settings: WebhookSettings) -> Backoff:
+        return cls(settings.max_attempts, settings.min_backoff_s, settings.max_backoff_s)
+
+    def delay(self, attempts: int) -> dt.timedelta:
+        """After the `attempts`-th failed attempt."""
+        exponent = min(max(attempts - 1, 0), 30)
+        return dt.timedelta(seconds=min(self.max_s, self.min_s * 2**exponent))
+
+
+class WebhookJobs:
+    """Hands delivery ids to the `webhooks` queue (now, or after a backoff)."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def enqueue(self, delivery: str, delay: dt.timedelta | None = None) -> bool:
+        try:
+            options: dict[str, Any] = {}
+            tracing.inject_into(options)
+            message: dramatiq.Message[Any] = dramatiq.Message(
+                queue_name=WEBHOOK_QUEUE,
+                actor_name=DELIVER_ACTOR,
+                args=(delivery,),
+                kwargs={},
+                options=options,
+            )
+            millis = int(delay.total_seconds() * 1000) if delay else 0
+            self.broker.enqueue(message, delay=millis or None)
+        except Exception as exc:
+            log.warning("webhook.enqueue_failed", delivery_id=delivery, error=type(exc).__name__)
+            return False
+        return True
+
+
+class Courier:
+    def __init__(
+        self,
+        *,
+        events: Collection[Doc],
+        endpoints: BlockingEndpoints,
+        deliveries: BlockingDeliveries,
+        sender: WebhookSender,
+        jobs: WebhookJobs,
+        settings: WebhookSettings,
+    ) -> None:
+        self.events = events
+        self.endpoints = endpoints
+        self.deliveries = deliveries
+        self.sender = sender
+        self.jobs = jobs
+        self.backoff = Backoff.of(settings)
+        # Long enough for the slowest attempt (connect + answer, each up to the timeout).
+        self.lease = dt.timedelta(seconds=settings.timeout_s * 3 + 10)
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def dispatch(self, event_id: str) -> int:
+        """Fan one event out; the number of new deliveries."""
+        object_id = object_id_of(event_id)
+        event = self.events.find_one({"_id": object_id}) if object_id is not None else None
+        if event is None:
+            log.warning("webhook.event_missing", event_id=event_id)
+            return 0
+        body = payload(event)
+        now = utcnow()
+        created = []
+        for endpoint in self.endpoints.subscribed(event["source"], event["type"]):
+            delivery = new_delivery(
+                event_id, endpoint["_id"], event["source"], event["type"], body, now
+            )
+            if self.deliveries.insert(delivery):
+                created.append(delivery["_id"])
+        # Marked only once every delivery is stored: a crash before this re-dispatches (the
+        # sweep), and the repeat inserts nothing it already has.
+        self.events.update_one({"_id": object_id}, {"$set": {"dispatched": True}})
+        for delivery_id in created:
+            self.jobs.enqueue(delivery_id)
+        if created:
+            log.info("webhook.dispatched", event_id=event_id, deliveries=len(created))
+        return len(created)
+
+    # -- deliver --------------------------------------------------------------------------
+
+    def deliver(self, delivery_id: str) -> Outcome:
+        claimed = self.deliveries.claim(delivery_id, self.lease)
+        if claimed is None:
+            return "not_claimed"
+        endpoint = self.endpoints.get(claimed["endpoint_id"])
+        bound = log.bind(
+            delivery_id=delivery_id,
+            endpoint_id=claimed["endpoint_id"],
+            event_type=claimed["type"],
+            attempt=claimed["attempts"],
+        )
+        at = utcnow()
+        if endpoint is None or endpoint["state"] != "active":
+            reason = (endpoint or {}).get("disabled_reason") or "endpoint deleted"
+            error = f"endpoint disabled: {reason}"
+            self._record(claimed, "failed", Answer(None, error, 0.0), at)
+            bound.info("webhook.abandoned", error=error)
+            return "failed"
+        body = claimed["body"].encode()
+        headers = signed_headers(endpoint["secret"], delivery_id, body, at)
+        answer = self.sender.post(endpoint["url"], body, headers)
+        bound.info(
+            "webhook.attempt",
+            status_code=answer.status_code,
+            error=answer.error,
+            ms=round(answer.seconds * 1000),
+        )
+        if answer.delivered:
+            self._record(claimed, "delivered", answer, at)
+            return "delivered"
+        if answer.status_code == 410:
+            reason = f"receiver answered 410 Gone at {at.isoformat()}"
+            if self.endpoints.disable(endpoint["_id"], reason):
+                bound.warning("webhook.endpoint_disabled", reason=reason)
+            self._record(claimed, "failed", answer, at)
+            return "gone"
+        if claimed["attempts"] >= self.backoff.max_attempts:
+            self._record(claimed, "failed", answer, at)
+            bound.warning("webhook.failed", attempts=claimed["attempts"])
+            return "failed"
+        delay = self.backoff.delay(claimed["attempts"])
+        if self._record(claimed, "pending", answer, at, next_at=at + delay):
+            self.jobs.enqueue(delivery_id, delay)
+        return "retry"
+
+    def _record(
+        self,
+        claimed: Doc,
+        status: str,
+        answer: Answer,
+        at: dt.datetime,
+        *,
+        next_at: dt.datetime | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {
+            "status": status,
+            "last_status_code": answer.status_code,
+            "last_error": answer.error
+            or (None if answer.delivered else f"HTTP {answer.status_code}"),
+            "next_at": next_at,
+        }
+        if status == "delivered":
+            values["delivered_at"] = at
+        elif status == "failed":
+            values["failed_at"] = at
+        attempt = Attempt(
+            at=at,
+            status_code=answer.status_code,
+            error=values["last_error"],
+            ms=round(answer.seconds * 1000),
+        )
+        recorded = self.deliveries.finish(claimed, values, attempt)
+        if not recorded:
+            log.warning("webhook.claim_lost", delivery_id=claimed["_id"])
+        metrics.webhook_done(status if status != "pending" else "retry")
+        return recorded

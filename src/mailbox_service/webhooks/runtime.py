@@ -1,0 +1,81 @@
+"""The webhook side of one worker process: its own dramatiq worker threads, actors and sweep.
+
+The `webhooks` queue is consumed by a second dramatiq Worker with its own threads
+(`webhook.threads`): the email and real-time threads never run a webhook job, so receivers
+that are slow (each attempt may take up to `webhook.timeout_s`) or down cannot delay a
+notification.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dramatiq
+from pymongo import MongoClient
+
+from mailbox_service.senders.events import WEBHOOK_QUEUE
+from mailbox_service.settings import Settings
+from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc
+from mailbox_service.webhooks.actors import declare_webhook_actors
+from mailbox_service.webhooks.courier import Courier, WebhookJobs
+from mailbox_service.webhooks.deliveries import BlockingDeliveries
+from mailbox_service.webhooks.endpoints import BlockingEndpoints
+from mailbox_service.webhooks.sender import WebhookSender
+from mailbox_service.webhooks.sweep import WebhookSweep, WebhookSweepThread
+
+
+@dataclass
+class WebhookRuntime:
+    settings: Settings
+    courier: Courier
+    sender: WebhookSender
+    worker: dramatiq.Worker
+    sweeper: WebhookSweepThread | None = None
+
+    @classmethod
+    def start(
+        cls, settings: Settings, broker: dramatiq.Broker, mongo: MongoClient[Doc], *, sweep: bool
+    ) -> WebhookRuntime:
+        db = mongo.get_database(settings.mongo.database, codec_options=CODEC_OPTIONS)
+        webhook = settings.webhook
+        sender = WebhookSender(
+            timeout_s=webhook.timeout_s,
+            allow_private=webhook.allow_private,
+            pool=max(webhook.threads * 2, 4),
+        )
+        jobs = WebhookJobs(broker)
+        deliveries = BlockingDeliveries(db["webhook_deliveries"])
+        courier = Courier(
+            events=db["sender_events"],
+            endpoints=BlockingEndpoints(db["webhook_endpoints"]),
+            deliveries=deliveries,
+            sender=sender,
+            jobs=jobs,
+            settings=webhook,
+        )
+        declare_webhook_actors(broker, courier, webhook)
+        worker = dramatiq.Worker(
+            broker, queues={WEBHOOK_QUEUE}, worker_threads=webhook.threads, worker_timeout=200
+        )
+        worker.start()
+        sweeper = None
+        if sweep:
+            sweeper = WebhookSweepThread(
+                WebhookSweep(
+                    db["sender_events"],
+                    deliveries,
+                    jobs,
+                    grace=dt.timedelta(seconds=webhook.sweep_grace_s),
+                ),
+                webhook.sweep_interval_s,
+            )
+            sweeper.start()
+        return cls(settings, courier, sender, worker, sweeper)
+
+    def stop(self) -> None:
+        if self.sweeper:
+            self.sweeper.stop()
+        timeout_ms = int((self.settings.webhook.timeout_s * 3 + 5) * 1000)
+        self.worker.stop(timeout=timeout_ms)
+        self.sender.close()
