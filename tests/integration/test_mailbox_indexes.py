@@ -18,7 +18,8 @@ contains all of the query's fields; the planner-independent check that an index 
 order MongoDB needs is `test_each_list_shape_has_an_index_in_its_order`.
 
 Writes are explained as the find of their filter (FerretDB cannot explain writes). Queries of
-the notification outbox (worker, sweep, admin API) are not listed here.
+the notification outbox (worker, sweep, admin API) are not listed here; the acknowledgement
+pass's query is (it reads the documents collection by type and read state).
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from pymongo import AsyncMongoClient
 
 from app_fixtures import unique
 from explain_plans import CommandLog, Plan, explain
+from mailbox_service.doctypes.contract_letter import ContractLetter
 from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.service import SORT, MailboxService, list_query
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
+from mailbox_service.senders.acknowledgement import due_query
 from mailbox_service.server.portal_auth.tokens import PortalUser
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
@@ -328,7 +331,9 @@ OTHER_SHAPES = [
     ),
     Shape(
         "portal: first download (update_one)",
-        lambda e: e.mailbox.record_download({"_id": f"{3:08d}" + "0" * 24}),
+        lambda e: e.mailbox.record_download(
+            _user(ACCOUNTS[0]), {"_id": f"{3:08d}" + "0" * 24, "account_id": ACCOUNTS[0]}
+        ),
         ("_id_",),
     ),
     Shape(
@@ -350,6 +355,11 @@ OTHER_SHAPES = [
         "backfill: the accounts of a batch",
         lambda e: e.accounts.get_many(ACCOUNTS[:5]),
         ("_id_",),
+    ),
+    Shape(
+        "acknowledgement pass: unread letters past their period",
+        lambda e: e.documents.collection.find(due_query(ContractLetter(), NOW)).to_list(),
+        ("acknowledgement_due",),
     ),
     Shape(
         "ingest: the API key of a request",

@@ -41,6 +41,8 @@ AuditAction = Literal[
     "retention.purged",
     "hold.set",
     "hold.released",
+    "bounce.reported",
+    "acknowledgement.printed",
     "webhook.created",
     "webhook.revoked",
     "webhook.tested",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailbox_service.cli import (
     accounts,
+    acknowledgements,
     audit,
     backfill,
     backup,
@@ -48,6 +49,7 @@ for command in (
     backup.backup,
     backup.restore,
     webhooks.webhooks,
+    acknowledgements.acknowledgements,
 ):
     root.add_command(command)
 

@@ -6,6 +6,11 @@ how the worker copes with a dead relay. Each message becomes one `.eml` file who
 arrival time; it is written to a hidden temp folder first and renamed, so a reader polling the
 maildir never sees half a message. The envelope (which can differ from the headers, e.g. Bcc)
 is recorded in `X-Envelope-From` / `X-Envelope-To` lines put in front of the message.
+
+Like a real relay it can refuse a recipient, so tests can see what the service does then: an
+address whose local part starts with `refuse-` (`refuse-ann@example.org`) gets `550 5.1.1` to
+RCPT (the mailbox does not exist: a permanent failure), one starting with `defer-` gets
+`450 4.2.1` (mailbox busy: a transient failure, retried). Every other address is accepted.
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 HOSTNAME = "mailbox-stack.invalid"
 """Our EHLO name; fixed so aiosmtpd does not do a slow reverse lookup at start."""
+REFUSE_PREFIX = "refuse-"
+DEFER_PREFIX = "defer-"
+
+
+def rcpt_reply(address: str) -> str | None:
+    """The refusal for a recipient the capture is told to refuse by its name, else None."""
+    local = address.rpartition("@")[0].lower()
+    if local.startswith(REFUSE_PREFIX):
+        return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+    if local.startswith(DEFER_PREFIX):
+        return f"450 4.2.1 <{address}>: Mailbox busy, try again later"
+    return None
 
 
 class MaildirHandler:
@@ -59,6 +76,21 @@ class MaildirHandler:
         final = self.maildir / name
         os.replace(tmp, final)
         return final
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = rcpt_reply(address)
+        if refusal is not None:
+            print(f"refused {address}: {refusal[:3]}", flush=True)
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         path = self.store(envelope)

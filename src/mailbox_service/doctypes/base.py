@@ -49,6 +49,10 @@ class DocumentType:
     immutable_files: ClassVar[bool] = False
     """Whether the file is write-once: stored under S3 Object Lock until `retain_until`, so
     nobody (the service included) can delete or replace it before then."""
+    print_if_unread_after: ClassVar[dt.timedelta | None] = None
+    """Documents that must be acknowledged: one still unread this long after it was stored
+    (`created_at`) goes to print after all (senders/acknowledgement.py); which documents of
+    the type need it: `acknowledgement_attributes`. None: reading is never required."""
     content_types: ClassVar[frozenset[str]] = frozenset({PDF})
     """Sniffed content types accepted for the file."""
     sensitive: ClassVar[bool] = False
@@ -79,6 +83,13 @@ class DocumentType:
     def email_context(self, document: DocumentView) -> dict[str, Any]:
         """Values the email templates need beyond the common ones (override per type)."""
         return {"summary": self.summary(self.validate(dict(document.attributes)))}
+
+    def acknowledgement_attributes(self) -> dict[str, Any]:
+        """Attribute values that make a document of this type need acknowledgement (each an
+        equality on `attributes.<name>`); empty: every document of the type does. Asked only
+        when `print_if_unread_after` is set. A query, not a per-document check, so that the
+        acknowledgement pass reads only the documents concerned."""
+        return {}
 
     def sample_attributes(self) -> dict[str, Any] | None:
         """Realistic attributes for `mailbox-service email preview`; None when the type has none."""

@@ -38,6 +38,12 @@ class ContractLetter(DocumentType):
     legal_retention = True
     # A signed letter is evidence of the contract: write-once until its retention ends.
     immutable_files = True
+    # A termination confirmation must reach the customer: unread after five days, it is
+    # printed and posted after all.
+    print_if_unread_after = dt.timedelta(days=5)
+
+    def acknowledgement_attributes(self) -> dict[str, Any]:
+        return {"letter_kind": "termination_confirmation"}
 
     def default_title(self, attributes: ContractLetterAttributes) -> str:
         return f"{_KIND_LABELS[attributes.letter_kind]} – contract {attributes.contract_number}"

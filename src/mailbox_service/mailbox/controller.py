@@ -171,7 +171,7 @@ class MailboxController(Controller):
         chunks = await content.open_blob(
             services.blobs, blob["key"], offset, length, version_id=blob.get("version_id")
         )
-        await services.mailbox.record_download(doc)
+        await services.mailbox.record_download(user, doc)
         await _record_document(
             request,
             services,

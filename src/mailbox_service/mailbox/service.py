@@ -14,8 +14,9 @@ exactly what the API sends.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from pymongo import DESCENDING, ReturnDocument
@@ -35,6 +36,8 @@ from mailbox_service.mailbox.schemas import (
     item_from,
 )
 from mailbox_service.realtime.emitter import RealtimeEmitter
+from mailbox_service.senders.email_outcomes import time_text
+from mailbox_service.senders.event_log import EventLog
 from mailbox_service.server.portal_auth.tokens import PortalUser
 from mailbox_service.storage.accounts import Account, AccountStore
 from mailbox_service.storage.documents import DocumentStore, one_batch
@@ -142,11 +145,14 @@ class MailboxService:
         accounts: AccountStore,
         cursors: CursorSigner,
         realtime: RealtimeEmitter,
+        sender_events: EventLog | None = None,
     ) -> None:
         self._docs = documents.collection
         self._accounts = accounts
         self._cursors = cursors
         self._realtime = realtime
+        self._sender_events = sender_events
+        """Read and download receipts for senders; None only where a test needs no events."""
 
     # --- reading -------------------------------------------------------------------------
 
@@ -202,40 +208,56 @@ class MailboxService:
     # --- changing ------------------------------------------------------------------------
 
     async def mark_read(self, user: PortalUser, document_id: str, read: bool) -> Doc:
-        """Set or clear `read_at`. The first read is kept in `first_read_at` for the record."""
+        """Set or clear `read_at`. The first read is kept in `first_read_at` for the record,
+        and only the first read tells the sender (`document.read`): reading again after "mark
+        unread" does not."""
         now = utcnow()
         if read:
-            return await self._transition(
+            doc, changed = await self._transition(
                 user,
                 document_id,
                 when={"read_at": None},
                 update={"$set": {"read_at": now}, "$min": {"first_read_at": now}},
             )
-        return await self._transition(
+            # `$min` kept an earlier first read; only the call that set it sees `now` there.
+            if changed and doc.get("first_read_at") == now:
+                await self._tell_sender(doc, "document.read", now)
+            return doc
+        doc, _ = await self._transition(
             user, document_id, when={"read_at": {"$ne": None}}, update={"$set": {"read_at": None}}
         )
+        return doc
 
     async def mark_archived(self, user: PortalUser, document_id: str, archived: bool) -> Doc:
         if archived:
-            return await self._transition(
+            doc, _ = await self._transition(
                 user,
                 document_id,
                 when={"archived_at": None},
                 update={"$set": {"archived_at": utcnow()}},
             )
-        return await self._transition(
+            return doc
+        doc, _ = await self._transition(
             user,
             document_id,
             when={"archived_at": {"$ne": None}},
             update={"$set": {"archived_at": None}},
         )
+        return doc
 
-    async def record_download(self, doc: Doc) -> None:
-        """Remember the first download; later ones leave the time alone."""
-        await self._docs.update_one(
+    async def record_download(self, user: PortalUser, doc: Doc) -> None:
+        """Remember the customer's first download (later ones leave the time alone) and tell
+        the sender once. A support agent looking at another account's file is not the
+        customer downloading it: nothing is recorded then."""
+        if doc["account_id"] not in user.accounts:
+            return
+        now = utcnow()
+        done = await self._docs.update_one(
             {"_id": doc["_id"], "first_downloaded_at": None},
-            {"$set": {"first_downloaded_at": utcnow()}},
+            {"$set": {"first_downloaded_at": now}},
         )
+        if done.modified_count:
+            await self._tell_sender(doc, "document.downloaded", now)
 
     # --- preferences -----------------------------------------------------------------------
 
@@ -266,8 +288,18 @@ class MailboxService:
     def _scope(user: PortalUser, document_id: str) -> Doc:
         return {"_id": document_id, "account_id": account_match(user.accounts)}
 
-    async def _transition(self, user: PortalUser, document_id: str, when: Doc, update: Doc) -> Doc:
-        """Apply `update` if the document is in state `when`; announce only real changes."""
+    async def _tell_sender(
+        self, doc: Doc, event: Literal["document.read", "document.downloaded"], at: dt.datetime
+    ) -> None:
+        # When, never who: the event carries no user.
+        if self._sender_events is not None:
+            await self._sender_events.record(doc, event, {"at": time_text(at)})
+
+    async def _transition(
+        self, user: PortalUser, document_id: str, when: Doc, update: Doc
+    ) -> tuple[Doc, bool]:
+        """Apply `update` if the document is in state `when`; announce only real changes.
+        The document as it is now, and whether this call changed it."""
         if len(document_id) > MAX_ID_LENGTH:
             raise NotFound("no such document")
         doc = None
@@ -280,10 +312,10 @@ class MailboxService:
         if doc is None:
             current = await self.get(user, document_id)  # 404, or already in that state
             access.require_own_account(user, current["account_id"])  # support reads only
-            return current
+            return current, False
         try:
             await self._realtime.emit_updated(doc)
         except DependencyUnavailable as exc:
             # The change is stored; clients catch up when they next load the list.
             log.warning("realtime.emit_failed", document_id=doc["_id"], error=str(exc))
-        return doc
+        return doc, True

@@ -6,6 +6,8 @@ A job that cannot claim its channel does nothing: it is a duplicate (the sweep a
 both enqueue the same document), early (a retry is not due yet), or already done.
 The real-time channel skips the claim's write (`channels.LEASED`): it reads the document, emits,
 and records the outcome only if nobody changed the channel meanwhile; a race emits twice.
+The email channel's final outcome also reaches the document's sender (senders/email_outcomes.py):
+only from the worker whose outcome write matched.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from mailbox_service.notifications.failures import (
     DeliveryFailure,
     NotApplicable,
     PermanentFailure,
+    RelayRefused,
     TransientFailure,
 )
 from mailbox_service.notifications.outbox import Claim, Outbox
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
+from mailbox_service.senders.email_outcomes import EmailOutcomes, FailureCause
 from mailbox_service.settings import NotifySettings, Settings
 from mailbox_service.storage.mongo import utcnow
 
@@ -79,6 +83,7 @@ class Deliverer:
         smtp: SmtpSender,
         emitter: BlockingRealtimeEmitter,
         settings: Settings,
+        outcomes: EmailOutcomes | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.outbox = outbox
@@ -89,6 +94,8 @@ class Deliverer:
         self.emitter = emitter
         self.settings = settings
         self.policy = RetryPolicy.of(settings.notify)
+        self.outcomes = outcomes
+        """Tells senders the email's outcome; None only in tests of the delivery alone."""
         self.clock = clock
 
     # -- the two channels -----------------------------------------------------------------
@@ -166,7 +173,8 @@ class Deliverer:
                     f"; the last one's worker ({claim.taken_over_from}) stopped without "
                     "recording an outcome (crashed, or slower than notify.lease_s)"
                 )
-            self._record(claim, self.outbox.failed(claim, error))
+            if self._record(claim, self.outbox.failed(claim, error)):
+                self._tell_failed(claim, error, "notification_failed")
             bound.warning("notification.failed", error=error)
             return "failed"
         try:
@@ -181,7 +189,8 @@ class Deliverer:
             bound.exception("notification.unexpected_error")
             return self._failed(claim, TransientFailure(f"{type(exc).__name__}: {exc}"), bound)
         delivered = time.perf_counter()
-        self._record(claim, self.outbox.sent(claim, **extra))
+        if self._record(claim, self.outbox.sent(claim, **extra)):
+            self._tell_delivered(claim)
         # Where the time goes (the bench adds these up to name its bottleneck).
         timings = {
             "claim_ms": round((claimed - started) * 1000, 2),
@@ -193,7 +202,10 @@ class Deliverer:
 
     def _failed(self, claim: Claim, failure: DeliveryFailure, bound: Any) -> Outcome:
         if failure.permanent or claim.attempts >= self.policy.max_attempts:
-            self._record(claim, self.outbox.failed(claim, failure.message))
+            if self._record(claim, self.outbox.failed(claim, failure.message)):
+                refused = isinstance(failure, RelayRefused)
+                cause: FailureCause = "relay_refused" if refused else "notification_failed"
+                self._tell_failed(claim, failure.message, cause)
             bound.warning("notification.failed", error=failure.message, permanent=failure.permanent)
             return "failed"
         delay = self.policy.delay_ms(claim.attempts)
@@ -204,8 +216,17 @@ class Deliverer:
         bound.info("notification.retry", error=failure.message, delay_ms=delay)
         return "retry"
 
+    def _tell_delivered(self, claim: Claim) -> None:
+        if self.outcomes is not None and claim.channel == "email":
+            self.outcomes.delivered(claim.document, self.clock())
+
+    def _tell_failed(self, claim: Claim, error: str, cause: FailureCause) -> None:
+        if self.outcomes is not None and claim.channel == "email":
+            self.outcomes.failed(claim.document, error, cause)
+
     @staticmethod
-    def _record(claim: Claim, recorded: bool) -> None:
+    def _record(claim: Claim, recorded: bool) -> bool:
+        """Log a write that did not match; True when ours did (we tell the sender then)."""
         if not recorded and not claim.leased:
             # Another worker delivered it too and recorded first: a harmless duplicate.
             log.info("notification.duplicate", document_id=claim.document_id, channel=claim.channel)
@@ -214,3 +235,4 @@ class Deliverer:
             log.warning(
                 "notification.lease_lost", document_id=claim.document_id, channel=claim.channel
             )
+        return recorded

@@ -30,6 +30,11 @@ class PermanentFailure(DeliveryFailure):
     permanent = True
 
 
+class RelayRefused(PermanentFailure):
+    """The relay refused this message or its recipient for good (5xx to RCPT or DATA): the
+    customer cannot be reached at this address, so the document goes to print."""
+
+
 class NotApplicable(Exception):
     """The channel does not apply to this document (no address, printed): status `skipped`."""
 

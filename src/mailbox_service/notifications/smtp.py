@@ -19,7 +19,11 @@ import threading
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-from mailbox_service.notifications.failures import PermanentFailure, TransientFailure
+from mailbox_service.notifications.failures import (
+    PermanentFailure,
+    RelayRefused,
+    TransientFailure,
+)
 from mailbox_service.observability.metrics import observe
 from mailbox_service.settings import SmtpSettings
 
@@ -50,13 +54,13 @@ def classify(exc: BaseException) -> TransientFailure | PermanentFailure:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         if codes and all(code >= 500 for code in codes):
-            return PermanentFailure(message)
+            return RelayRefused(message)
         return TransientFailure(message)
     if (
         isinstance(exc, smtplib.SMTPDataError | smtplib.SMTPNotSupportedError)
         and getattr(exc, "smtp_code", 0) >= 500
     ):
-        return PermanentFailure(message)
+        return RelayRefused(message)
     return TransientFailure(message)
 
 

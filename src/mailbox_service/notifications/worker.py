@@ -38,7 +38,10 @@ from mailbox_service.observability import exposition, metrics, tracing
 from mailbox_service.observability.worker_endpoint import serve_worker_metrics
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
+from mailbox_service.senders.email_outcomes import EmailOutcomes
+from mailbox_service.senders.event_log import BlockingEventLog
 from mailbox_service.senders.events import WEBHOOK_QUEUE
+from mailbox_service.senders.print_fallback import BlockingPrintFallback
 from mailbox_service.settings import MongoSettings, Settings, load_settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
 from mailbox_service.webhooks.runtime import WebhookRuntime
@@ -65,6 +68,15 @@ def connect_blocking(settings: MongoSettings, pool_size: int) -> MongoClient[Doc
 
 def documents_collection(client: MongoClient[Doc], database: str) -> Collection[Doc]:
     return client.get_database(database, codec_options=CODEC_OPTIONS)["documents"]
+
+
+def email_outcomes(
+    mongo: MongoClient[Doc], settings: Settings, broker: dramatiq.Broker, documents: Collection[Doc]
+) -> EmailOutcomes:
+    """What tells senders the email outcome: sender events, and the print fallback."""
+    db = mongo.get_database(settings.mongo.database, codec_options=CODEC_OPTIONS)
+    events = BlockingEventLog(db["sender_events"], broker)
+    return EmailOutcomes(events, BlockingPrintFallback(documents, events))
 
 
 @dataclass
@@ -101,6 +113,7 @@ class WorkerRuntime:
             smtp=smtp,
             emitter=emitter,
             settings=settings,
+            outcomes=email_outcomes(mongo, settings, broker, documents),
         )
         return cls(settings, broker, mongo, outbox, queue, deliverer, emitter, smtp)
 

@@ -15,6 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
+from mailbox_service.admin.bounces import AdminBouncesController
 from mailbox_service.admin.controller import AdminNotificationsController
 from mailbox_service.admin.holds import AdminHoldsController
 from mailbox_service.audit.controller import AdminAuditController
@@ -49,6 +50,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         AdminNotificationsController,
         AdminAuditController,
         AdminHoldsController,
+        AdminBouncesController,
         AdminWebhooksController,
         EvidenceController,
     ]

@@ -74,6 +74,7 @@ class Services:
         queue = NotificationQueue(broker)
         realtime = RealtimeEmitter(settings.redis.url)
         cursors = CursorSigner.from_settings(settings.auth)
+        sender_events = EventLog(collections.sender_events, broker)
         redis = aioredis.Redis.from_url(
             settings.redis.url, socket_connect_timeout=2, socket_timeout=5
         )
@@ -92,13 +93,13 @@ class Services:
             ingest=IngestService(registry, documents, accounts, blobs, queue),
             portal_tokens=TokenVerifier(settings.auth),
             realtime=realtime,
-            mailbox=MailboxService(documents, accounts, cursors, realtime),
+            mailbox=MailboxService(documents, accounts, cursors, realtime, sender_events),
             cursors=cursors,
             audit=AuditTrail(AuditChain(collections), settings.audit),
             alerts=IntrusionAlerts(redis, settings.alert),
             rate_limits=Budgets(settings.rate, RateLimiter(limiter_redis(settings.redis.url))),
             evidence_key=EvidenceKey(settings.evidence),
-            sender_events=EventLog(collections.sender_events, broker),
+            sender_events=sender_events,
         )
 
     async def close(self) -> None:
