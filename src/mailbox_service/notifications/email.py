@@ -1,11 +1,14 @@
 """Notification emails: render a type's templates and compose the MIME message.
 
 Templates live in `templates/email/<type>/` (the plugin's `template` folder) as
-`subject.txt.j2`, `body.txt.j2` and `body.html.j2`. Each file is looked up per locale:
+`subject.txt.j2`, `body.txt.j2` and `body.html.j2`; an email of another kind than the
+notification has the same three files with its kind as prefix (`reminder.subject.txt.j2`).
+Each file is looked up per locale:
 `<type>/<locale>/`, `<type>/<language>/`, `<type>/<default locale>/`, then `<type>/` itself.
 The bodies extend the shared layout in `_base/` (same lookup, passed in as `layout`), so a type
 only writes its own paragraphs. HTML is autoescaped, text is not; an undefined variable is an
-error, not an empty string. A type without a folder gets the generic `_default` templates.
+error, not an empty string. A type without templates of the kind gets the generic `_default`
+ones.
 
 The code only builds a context; wording and layout belong to the templates. The PDF is never
 attached: the email says a document is waiting and links to it in the portal.
@@ -43,6 +46,14 @@ SUBJECT, BODY_TEXT, BODY_HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
 LAYOUT_FOLDER = "_base"
 GENERIC_FOLDER = "_default"
 LAYOUT_TEXT, LAYOUT_HTML = "layout.txt.j2", "layout.html.j2"
+NOTIFICATION = "notification"
+"""The email a new document sends; other kinds (`reminder`) name their templates after them."""
+
+
+def template_names(kind: str) -> tuple[str, str, str]:
+    """Subject, text and HTML template names of an email kind."""
+    prefix = "" if kind == NOTIFICATION else f"{kind}."
+    return f"{prefix}{SUBJECT}", f"{prefix}{BODY_TEXT}", f"{prefix}{BODY_HTML}"
 
 
 class RenderError(PermanentFailure):
@@ -111,8 +122,13 @@ class EmailRenderer:
         self._env.filters["money"] = _money_filter
         self._env.filters["date"] = _date_filter
 
-    def folder_for(self, doctype: DocumentType) -> str:
-        return doctype.template if (self.root / doctype.template).is_dir() else GENERIC_FOLDER
+    def folder_for(self, doctype: DocumentType, kind: str = NOTIFICATION) -> str:
+        """The type's folder when it has a subject of the kind (for any locale), else generic."""
+        subject = template_names(kind)[0]
+        own = self.root / doctype.template
+        if (own / subject).is_file() or any(own.glob(f"*/{subject}")):
+            return doctype.template
+        return GENERIC_FOLDER
 
     def _resolve(self, folder: str, name: str, locales: list[str]) -> str:
         """The first existing `folder/<locale>/name`, else `folder/name` (Jinja raises if none)."""
@@ -122,10 +138,10 @@ class EmailRenderer:
                 return candidate
         return f"{folder}/{name}"
 
-    def effective_locale(self, folder: str, locales: list[str]) -> str:
+    def effective_locale(self, folder: str, locales: list[str], subject: str = SUBJECT) -> str:
         """The first locale of the chain the type has a subject for (else the default)."""
         for locale in locales:
-            if (self.root / folder / locale / SUBJECT).is_file():
+            if (self.root / folder / locale / subject).is_file():
                 return locale
         return self.default_locale
 
@@ -166,15 +182,23 @@ class EmailRenderer:
         *,
         locale: str | None,
         recipient_name: str | None = None,
+        kind: str = NOTIFICATION,
+        extra: Mapping[str, Any] | None = None,
     ) -> RenderedEmail:
-        """Subject, text and HTML body, or RenderError naming the template and the problem."""
-        folder = self.folder_for(doctype)
+        """Subject, text and HTML body, or RenderError naming the template and the problem.
+        `extra`: values of the kind (a reminder's days left) besides the type's own."""
+        subject_name, text_name, html_name = template_names(kind)
+        folder = self.folder_for(doctype, kind)
         chain = locale_chain(locale, self.default_locale)
-        used = self.effective_locale(folder, chain)
+        used = self.effective_locale(folder, chain, subject_name)
         chain = locale_chain(used, self.default_locale)
-        context = self.context(doctype, document, locale=used, recipient_name=recipient_name)
+        context = {
+            **(extra or {}),
+            **self.context(doctype, document, locale=used, recipient_name=recipient_name),
+        }
         parts: dict[str, str] = {}
-        for name, layout in ((SUBJECT, None), (BODY_TEXT, LAYOUT_TEXT), (BODY_HTML, LAYOUT_HTML)):
+        names = ((subject_name, None), (text_name, LAYOUT_TEXT), (html_name, LAYOUT_HTML))
+        for name, layout in names:
             path = self._resolve(folder, name, chain)
             values = dict(context)
             if layout:
@@ -189,16 +213,17 @@ class EmailRenderer:
                 raise RenderError(f"template {exc.name} not found under {self.root}") from exc
             except Exception as exc:
                 raise RenderError(f"template {path}: {type(exc).__name__}: {exc}") from exc
-        subject = _one_line(parts[SUBJECT])
+        subject = _one_line(parts[subject_name])
         if not subject:
-            raise RenderError(f"template {folder}/{SUBJECT} rendered an empty subject")
-        return RenderedEmail(subject, parts[BODY_TEXT], parts[BODY_HTML], used)
+            raise RenderError(f"template {folder}/{subject_name} rendered an empty subject")
+        return RenderedEmail(subject, parts[text_name], parts[html_name], used)
 
 
-def message_id(document_id: str, sender: str) -> str:
-    """Stable per document, so a duplicate send is recognisable (and de-duplicated by some MTAs)."""
+def message_id(document_id: str, sender: str, kind: str = NOTIFICATION) -> str:
+    """Stable per document and kind, so a duplicate send is recognisable (and de-duplicated by
+    some MTAs)."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "mailbox.invalid"
-    return f"<{document_id}.notification@{domain}>"
+    return f"<{document_id}.{kind}@{domain}>"
 
 
 def check_recipient(address: str) -> str:
@@ -259,6 +284,7 @@ def compose_wire(
     account_id: str,
     portal_url: str,
     now: dt.datetime,
+    kind: str = NOTIFICATION,
 ) -> ComposedEmail:
     """Multipart text + HTML with a stable Message-ID and one-click unsubscribe headers.
 
@@ -268,7 +294,7 @@ def compose_wire(
     address = check_recipient(recipient)
     local, _, domain = address.rpartition("@")
     to = str(Address(display_name=recipient_name or "", username=local, domain=domain))
-    mid = message_id(document_id, sender)
+    mid = message_id(document_id, sender, kind)
     text = _text_part(rendered.text, "plain", mime_version=False)
     html = _text_part(rendered.html, "html", mime_version=True)
     boundary = _boundary(text + html)
