@@ -49,6 +49,10 @@ TEST_ENV = {
     # feet (backfilled documents may be past retention); test_retention.py runs the purge,
     # and the worker's daily check, in a database of its own.
     "MAILBOX_RETENTION_PURGE_INTERVAL_S": "0",
+    # Nor send reminders or print unread letters from it: test_reminders.py runs those passes
+    # in a database of its own.
+    "MAILBOX_REMINDER_INTERVAL_S": "0",
+    "MAILBOX_ACKNOWLEDGEMENT_INTERVAL_S": "0",
     # The suite sends thousands of requests from one address and one token subject: budgets
     # far above that keep the limiter on the path of every request without ever tripping it.
     # The rate-limit tests build apps with small budgets of their own.

@@ -225,6 +225,27 @@ class WebhookSettings(msgspec.Struct, frozen=True):
     127/8, ::1). Link-local, metadata and unspecified addresses are refused either way."""
 
 
+class ReminderSettings(msgspec.Struct, frozen=True):
+    days_before_due: int = 3
+    """A document with a due date (an open invoice) gets its one reminder email from this many
+    days before the due date until the due date itself (UTC dates)."""
+    interval_s: float = 3600.0
+    """How often the worker runs the reminder pass (0 turns it off; `reminders run` still
+    works)."""
+    max_attempts: int = 3
+    """Passes that try one document's reminder before it is recorded `failed`."""
+    batch_size: int = 200
+    """Documents read per page of a pass."""
+    lease_s: float = 1800.0
+    """How long a worker's claim on a pass lasts (another worker may run it after a crash)."""
+
+
+class AcknowledgementSettings(msgspec.Struct, frozen=True):
+    interval_s: float = 3600.0
+    """How often the worker runs the acknowledgement pass (documents that had to be read and
+    were not go to print); 0 turns it off (`acknowledgements run` still works)."""
+
+
 class Settings(msgspec.Struct, frozen=True):
     mongo: MongoSettings = msgspec.field(default_factory=MongoSettings)
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
@@ -241,6 +262,10 @@ class Settings(msgspec.Struct, frozen=True):
     evidence: EvidenceSettings = msgspec.field(default_factory=EvidenceSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    reminder: ReminderSettings = msgspec.field(default_factory=ReminderSettings)
+    acknowledgement: AcknowledgementSettings = msgspec.field(
+        default_factory=AcknowledgementSettings
+    )
     portal_url: str = "http://127.0.0.1:8000/portal"
     """Base URL of the customer portal; email links point below it."""
     demo_portal: bool = False

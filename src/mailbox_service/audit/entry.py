@@ -43,10 +43,12 @@ AuditAction = Literal[
     "hold.released",
     "bounce.reported",
     "acknowledgement.printed",
+    "reminders.sent",
     "webhook.created",
     "webhook.revoked",
     "webhook.tested",
     "webhook.resent",
+    "document.status_changed",
 ]
 ACTIONS: Final[tuple[str, ...]] = get_args(AuditAction)
 GENESIS: Final = "0" * 64

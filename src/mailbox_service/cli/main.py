@@ -19,6 +19,7 @@ from mailbox_service.cli import (
     keys,
     migrate,
     notifications,
+    reminders,
     retention,
     serve,
     sweep,
@@ -50,6 +51,7 @@ for command in (
     backup.restore,
     webhooks.webhooks,
     acknowledgements.acknowledgements,
+    reminders.reminders,
 ):
     root.add_command(command)
 

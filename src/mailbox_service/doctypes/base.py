@@ -59,6 +59,14 @@ class DocumentType:
     """Whether the content (the file) needs a step-up sign-in: a portal token whose `acr` is
     one of MAILBOX_AUTH_STEP_UP_ACR (health or bank data, say). Lists, details and real-time
     events are unaffected; they carry no content."""
+    statuses: ClassVar[frozenset[str]] = frozenset()
+    """Business statuses a sender may set with `PATCH /v1/documents/{id}` (an invoice's
+    `paid`, a shipment's `delivered`); empty: the type has no business status."""
+    initial_status: ClassVar[str | None] = None
+    """The status a new document starts with (one of `statuses`), or None."""
+    settled_statuses: ClassVar[frozenset[str]] = frozenset()
+    """Statuses (of `statuses`) in which the customer has nothing left to do, an invoice
+    `paid` or `cancelled`: no reminder goes out for a document in one of them."""
     templates_path: ClassVar[Path | None] = None
     """Folder with this type's email templates when they ship outside `templates/email/`
     (a plugin package); None means `templates/email/<template>/`."""
@@ -83,6 +91,14 @@ class DocumentType:
     def email_context(self, document: DocumentView) -> dict[str, Any]:
         """Values the email templates need beyond the common ones (override per type)."""
         return {"summary": self.summary(self.validate(dict(document.attributes)))}
+
+    def reminder_due(self, attributes: Any) -> dt.date | None:
+        """The date the customer must act by (an invoice's due date): the document then gets
+        one reminder email MAILBOX_REMINDER_DAYS_BEFORE_DUE days before it, from the type's
+        `reminder` templates. None (the default): never reminded. Called at ingest with the
+        validated attributes; the date is stored (`reminder.due_at`), so change it only
+        together with a migration that recomputes it."""
+        return None
 
     def acknowledgement_attributes(self) -> dict[str, Any]:
         """Attribute values that make a document of this type need acknowledgement (each an

@@ -39,6 +39,11 @@ class Invoice(DocumentType):
     immutable_files = True
     # Tax law (AO 147, UStG 14b) keeps them for the whole period, erasure or not.
     legal_retention = True
+    # Overdue is the sender's word, not ours: its ERP knows about payment plans and disputes.
+    statuses = frozenset({"open", "paid", "cancelled", "overdue"})
+    initial_status = "open"
+    # Nothing is owed any more: no reminder.
+    settled_statuses = frozenset({"paid", "cancelled"})
 
     def default_title(self, attributes: InvoiceAttributes) -> str:
         return f"Invoice {attributes.invoice_number}"
@@ -50,6 +55,9 @@ class Invoice(DocumentType):
             "currency": attributes.currency,
             "due_date": attributes.due_date.isoformat(),
         }
+
+    def reminder_due(self, attributes: InvoiceAttributes) -> dt.date:
+        return attributes.due_date
 
     def sample_attributes(self) -> dict[str, Any]:
         return {

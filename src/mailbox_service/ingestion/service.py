@@ -32,6 +32,7 @@ from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import Channel
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.observability import metrics
+from mailbox_service.senders.reminder_due import initial_reminder
 from mailbox_service.storage.accounts import Account, AccountStore
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.documents import (
@@ -289,7 +290,12 @@ class IngestService:
             "read_at": None,
             "archived_at": None,
             "first_downloaded_at": None,
+            # Business status, changed by the sender (senders/status_updates.py).
+            "status": checked.doctype.initial_status,
+            "status_at": None,
             "notifications": _notification_plan(delivery, origin, notify, now),
+            # Only types with a due date are reminded (senders/reminders.py).
+            "reminder": initial_reminder(checked.doctype, checked.attributes),
             "retain_until": checked.doctype.retain_until(issued_at.astimezone(dt.UTC)),
         }
         return document

@@ -2,7 +2,8 @@
 
 `run()` starts `processes` OS processes (one runs in-process when it is 1), each with its own
 broker, sync MongoDB client and `threads` dramatiq worker threads. Process 0 also runs the
-sweep thread and makes sure the outbox indexes exist. SIGTERM/SIGINT stop everything gracefully:
+sweep thread, the periodic runs (purge; reminders and acknowledgement: senders/periodic.py)
+and makes sure the outbox indexes exist. SIGTERM/SIGINT stop everything gracefully:
 jobs in progress finish (up to `stop_timeout`), unstarted ones stay in Redis.
 """
 
@@ -41,6 +42,7 @@ from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.senders.email_outcomes import EmailOutcomes
 from mailbox_service.senders.event_log import BlockingEventLog
 from mailbox_service.senders.events import WEBHOOK_QUEUE
+from mailbox_service.senders.periodic import SenderPasses, SenderPassesThread
 from mailbox_service.senders.print_fallback import BlockingPrintFallback
 from mailbox_service.settings import MongoSettings, Settings, load_settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
@@ -209,6 +211,11 @@ def serve_process(
         )
         if purger:
             purger.start()
+        # Reminders and the acknowledgement pass: each under a lease of its own, like the purge.
+        passes = SenderPasses(settings, load_registry(), broker) if runs_sweep else None
+        sender_passes = SenderPassesThread(passes) if passes and passes.passes else None
+        if sender_passes:
+            sender_passes.start()
         log.info(
             "worker.started",
             process=index,
@@ -221,6 +228,8 @@ def serve_process(
             sweeper.stop()
         if purger:
             purger.stop()
+        if sender_passes:
+            sender_passes.stop()
         stop_timeout_ms = int((settings.smtp.timeout_s * 2 + 5) * 1000)
         if worker:
             worker.stop(timeout=stop_timeout_ms)
