@@ -13,19 +13,29 @@ sent exactly as schemathesis generates them.
   one is never valid, so valid cases go without one.
 - Rules between two values: `issued_to` after `issued_from`, a stats window of at most 366
   days ending in the past... and an invoice's billing period ending after it starts.
+- Status updates: the valid `status` depends on the document's type, so valid cases update a
+  seeded invoice (by id or source_ref) with one of the invoice's statuses, and a `status_at`
+  that is not ahead of the server's clock; a change feed `since` that the coverage phase
+  makes up outside its pattern is left out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
 from schemathesis import GenerationMode
 
 from app_fixtures import sample_pdf
+from mailbox_service.senders.feed import CURSOR_PATTERN
+
+STATUS_UPDATES = {"updateDocumentStatus", "updateDocumentStatusBySourceRef"}
+INVOICE_STATUSES = ("cancelled", "open", "overdue", "paid")
+CURSOR = re.compile(f"^({CURSOR_PATTERN.strip('^$')})?$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class Seeds:
     document_ids: list[str]
     smallest_file: int
     """Bytes in the smallest seeded file: a range below it is satisfiable for all of them."""
+    source_refs: list[str] = field(default_factory=list)
+    """The seeded invoices' `source_ref`s (the same order as `document_ids`)."""
 
 
 def _pick(value: Any, choices: list[str]) -> Any:
@@ -102,6 +114,10 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
         query = case.query or {}
         if operation in {"listMailboxDocuments", "listNotifications", "listAuditEntries"}:
             query.pop("cursor", None)
+        if operation in STATUS_UPDATES:
+            _steer_status_update(case, operation, seeds)
+        if operation == "listDocumentChanges" and not CURSOR.match(str(query.get("since", ""))):
+            query.pop("since", None)
         if operation == "ingestDocument" and isinstance(case.body, dict):
             case.body["file"] = sample_pdf()
             metadata = case.body.get("metadata")
@@ -140,6 +156,23 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
         context: schemathesis.HookContext, examples: list[schemathesis.Case]
     ) -> None:
         examples[:] = [steered(case) for case in examples if in_contract(case)]
+
+
+def _steer_status_update(case: schemathesis.Case, operation: str, seeds: Seeds) -> None:
+    """A seeded invoice, an invoice status, a `status_at` in the past."""
+    seed = zlib.crc32(repr(case.body).encode()) % len(seeds.document_ids)
+    if operation == "updateDocumentStatus" and case.path_parameters is not None:
+        case.path_parameters["document_id"] = seeds.document_ids[seed]
+    elif case.query is not None:
+        case.query["source_ref"] = seeds.source_refs[seed]
+    if not isinstance(case.body, dict):
+        return
+    status = case.body.get("status")
+    if status not in INVOICE_STATUSES:
+        case.body["status"] = INVOICE_STATUSES[zlib.crc32(repr(status).encode()) % 4]
+    when = _instant(case.body.get("status_at"), end_of_day=False)
+    if when is None or when > dt.datetime.now(dt.UTC):
+        case.body["status_at"] = "2026-01-01T00:00:00Z"
 
 
 def _satisfiable(value: Any, size: int) -> Any:

@@ -185,6 +185,8 @@ async def test_blocking_emitter_works_from_a_worker_thread(
         "archived": False,
         "archived_at": None,
         "first_downloaded_at": None,
+        "status": None,
+        "status_at": None,
     }
 
 

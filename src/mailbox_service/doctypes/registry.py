@@ -33,6 +33,11 @@ class DocumentTypeRegistry:
             raise ConfigurationError(
                 f"document type {type(doctype).__name__}: name {name!r} must match {_NAME.pattern}"
             )
+        if doctype.initial_status is not None and doctype.initial_status not in doctype.statuses:
+            raise ConfigurationError(
+                f"document type {name!r}: initial_status {doctype.initial_status!r} is not one "
+                f"of its statuses ({', '.join(sorted(doctype.statuses)) or 'none'})"
+            )
         if name in self._types:
             existing = type(self._types[name])
             raise ConfigurationError(

@@ -24,6 +24,12 @@ class ShipmentDocument(DocumentType):
     label = "Shipment document"
     attributes = ShipmentDocumentAttributes
     retention = dt.timedelta(days=365 * 3)
+    # The shipment's status: every document of a shipment (waybill, delivery note, proof of
+    # delivery) shows where the goods are.
+    statuses = frozenset(
+        {"created", "in_transit", "out_for_delivery", "delivered", "delivery_failed", "returned"}
+    )
+    initial_status = "created"
 
     def default_title(self, attributes: ShipmentDocumentAttributes) -> str:
         kind = attributes.document_kind.replace("_", " ").capitalize()

@@ -126,6 +126,8 @@ class IngestionController(Controller):
                     retention_days=t.retention.days,
                     content_types=sorted(t.content_types),
                     attributes_schema=t.json_schema(),
+                    statuses=sorted(t.statuses),
+                    initial_status=t.initial_status,
                 )
                 for t in services.registry
             ]

@@ -127,6 +127,10 @@ class DocumentTypeInfo(msgspec.Struct, frozen=True):
     content_types: list[str]
     attributes_schema: dict[str, Any]
     """JSON Schema of `metadata.attributes` for this type."""
+    statuses: list[str] = msgspec.field(default_factory=list)
+    """Business statuses a sender may set (`PATCH /v1/documents/{id}`); empty: none."""
+    initial_status: str | None = None
+    """The status a new document of this type starts with."""
 
 
 class DocumentTypeList(msgspec.Struct, frozen=True):

@@ -28,6 +28,9 @@ class DocumentItem(msgspec.Struct, frozen=True):
     archived: bool
     size: int
     content_type: str
+    status: str | None = None
+    """Business status set by the sender (an invoice's `paid`); null: the type has none."""
+    status_at: dt.datetime | None = None
 
 
 class DocumentPage(msgspec.Struct, frozen=True):
@@ -58,6 +61,9 @@ class DocumentDetail(msgspec.Struct, frozen=True):
     content_type: str
     filename: str | None
     sha256: str
+    status: str | None = None
+    """Business status set by the sender (an invoice's `paid`); null: the type has none."""
+    status_at: dt.datetime | None = None
 
 
 class UnreadCount(msgspec.Struct, frozen=True):
@@ -98,6 +104,8 @@ ITEM_PROJECTION: dict[str, int] = {
     "archived_at": 1,
     "blob.size": 1,
     "blob.content_type": 1,
+    "status": 1,
+    "status_at": 1,
 }
 
 
@@ -114,6 +122,8 @@ def item_from(doc: Doc) -> DocumentItem:
         archived=doc.get("archived_at") is not None,
         size=int(blob.get("size") or 0),
         content_type=blob.get("content_type") or "application/octet-stream",
+        status=doc.get("status"),
+        status_at=doc.get("status_at"),
     )
 
 
@@ -138,4 +148,6 @@ def detail_from(doc: Doc) -> DocumentDetail:
         content_type=blob.get("content_type") or "application/octet-stream",
         filename=blob.get("filename"),
         sha256=blob.get("sha256") or "",
+        status=doc.get("status"),
+        status_at=doc.get("status_at"),
     )

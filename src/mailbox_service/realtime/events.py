@@ -37,7 +37,8 @@ class DocumentCreated(msgspec.Struct, frozen=True):
 
 
 class DocumentUpdated(msgspec.Struct, frozen=True):
-    """A document's read or archive state changed (possibly in another tab or device)."""
+    """A document's read or archive state (possibly in another tab or device) or its business
+    status (the sender's update) changed; every event carries the current state of all."""
 
     event: ClassVar[str] = "document.updated"
 
@@ -47,6 +48,8 @@ class DocumentUpdated(msgspec.Struct, frozen=True):
     archived: bool
     archived_at: dt.datetime | None
     first_downloaded_at: dt.datetime | None
+    status: str | None = None
+    status_at: dt.datetime | None = None
 
 
 DocumentEvent = DocumentCreated | DocumentUpdated
@@ -73,6 +76,8 @@ def updated_event(doc: Doc) -> DocumentUpdated:
         archived=doc.get("archived_at") is not None,
         archived_at=doc.get("archived_at"),
         first_downloaded_at=doc.get("first_downloaded_at"),
+        status=doc.get("status"),
+        status_at=doc.get("status_at"),
     )
 
 

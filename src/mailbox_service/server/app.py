@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
@@ -29,6 +29,7 @@ from mailbox_service.observability import metrics, tracing
 from mailbox_service.observability.exposition import metrics_controller
 from mailbox_service.observability.http_metrics import route_metrics_config
 from mailbox_service.portal import portal_handlers
+from mailbox_service.senders.controller import SenderDocumentsController
 from mailbox_service.server.allow import list_every_method_in_allow
 from mailbox_service.server.errors import EXCEPTION_HANDLERS
 from mailbox_service.server.health import HealthController
@@ -42,10 +43,19 @@ from mailbox_service.webhooks.controller import AdminWebhooksController
 log = get_logger(__name__)
 
 
+def documents_router() -> Router:
+    """`/v1/documents` of the ingest door (POST) and the sender's status API (GET, PATCH).
+
+    Litestar 2 refuses two registrations of one path (each brings an automatic OPTIONS
+    handler); inside one router they merge into one route first.
+    """
+    return Router(path="/", route_handlers=[IngestionController, SenderDocumentsController])
+
+
 def route_handlers() -> list[ControllerRouterHandler]:
     return [
         HealthController,
-        IngestionController,
+        documents_router(),
         MailboxController,
         AdminNotificationsController,
         AdminAuditController,
