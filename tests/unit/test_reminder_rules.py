@@ -18,7 +18,7 @@ from mailbox_service.notifications.email import (
     message_id,
     template_names,
 )
-from mailbox_service.notifications.preview import sample_document
+from mailbox_service.notifications.preview import render_preview, sample_document
 from mailbox_service.paths import templates_dir
 from mailbox_service.senders.reminder_due import due_at, initial_reminder
 from mailbox_service.senders.reminders import (
@@ -219,3 +219,24 @@ def test_reminder_settings_are_read_from_the_environment() -> None:
     assert settings.reminder.days_before_due == 5
     assert settings.reminder.interval_s == 0
     assert load_settings({}).reminder.days_before_due == 3
+
+
+def test_email_preview_shows_the_reminder_as_the_pass_would_send_it() -> None:
+    settings = load_settings({"MAILBOX_PORTAL_URL": "https://portal.example/p"})
+    document = sample_document(INVOICE, now=NOW)
+    eml = render_preview(
+        _renderer(),
+        INVOICE,
+        document,
+        locale="en",
+        fmt="eml",
+        settings=settings,
+        now=NOW,
+        kind=KIND,
+    ).decode()
+    assert "Subject: Reminder: your invoice INV-2026-000123" in eml
+    assert f"Message-ID: <{document.id}.reminder@mailbox.invalid>" in eml
+    text = render_preview(
+        _renderer(), INVOICE, document, locale="en", fmt="text", settings=settings, now=NOW
+    ).decode()
+    assert text.startswith("Subject: Your invoice INV-2026-000123")

@@ -13,6 +13,7 @@ from mailbox_service.errors import InvalidMetadata
 from mailbox_service.notifications.email import EmailRenderer
 from mailbox_service.notifications.preview import (
     FORMATS,
+    KINDS,
     PreviewFormat,
     render_preview,
     sample_document,
@@ -53,6 +54,14 @@ def _attributes(path: Path | None) -> dict[str, Any] | None:
     help="text: subject and text body; html: the HTML body; eml: the whole message.",
 )
 @click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default=KINDS[0],
+    show_default=True,
+    help="Which email: the notification of a new document, or its reminder before it is due "
+    "(as MAILBOX_REMINDER_DAYS_BEFORE_DUE days before).",
+)
+@click.option(
     "--attributes",
     "attributes_file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -67,6 +76,7 @@ def preview(
     type_name: str,
     locale: str | None,
     fmt: PreviewFormat,
+    kind: str,
     attributes_file: Path | None,
     out: Path | None,
 ) -> None:
@@ -88,6 +98,7 @@ def preview(
         fmt=fmt,
         settings=settings,
         now=now,
+        kind=kind,
     )
     if out is None:
         click.echo(data.decode(errors="replace"), nl=False)

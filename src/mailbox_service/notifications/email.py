@@ -349,6 +349,7 @@ def compose(
     account_id: str,
     portal_url: str,
     now: dt.datetime,
+    kind: str = NOTIFICATION,
 ) -> EmailMessage:
     """`compose_wire` as an EmailMessage (preview, tests); the worker sends the bytes."""
     return compose_wire(
@@ -360,6 +361,7 @@ def compose(
         account_id=account_id,
         portal_url=portal_url,
         now=now,
+        kind=kind,
     ).as_message()
 
 

@@ -14,10 +14,12 @@ import msgspec
 
 from mailbox_service.doctypes import DocumentType, DocumentView
 from mailbox_service.errors import ConfigurationError, InvalidMetadata
-from mailbox_service.notifications.email import EmailRenderer, compose
+from mailbox_service.notifications.email import NOTIFICATION, EmailRenderer, compose
 from mailbox_service.settings import Settings
 
 PreviewFormat = Literal["text", "html", "eml"]
+KINDS = (NOTIFICATION, "reminder")
+"""The emails a document can send: its notification, and (types with a due date) a reminder."""
 FORMATS: tuple[PreviewFormat, ...] = ("text", "html", "eml")
 SAMPLE_ID = "0123456789abcdef0123456789abcdef"
 SAMPLE_ACCOUNT = "ACC-1000042"
@@ -47,6 +49,17 @@ def sample_document(
     )
 
 
+def reminder_values(
+    doctype: DocumentType, document: DocumentView, days_left: int
+) -> dict[str, Any]:
+    """What a reminder pass adds to the context: the due date (the type's, or `days_left`
+    from now for a type without one) and the days left, as the pass computes them."""
+    due = doctype.reminder_due(doctype.validate(dict(document.attributes)))
+    if due is None:
+        due = document.issued_at.date() + dt.timedelta(days=days_left)
+    return {"due_on": due, "days_left": days_left}
+
+
 def render_preview(
     renderer: EmailRenderer,
     doctype: DocumentType,
@@ -57,8 +70,16 @@ def render_preview(
     settings: Settings,
     recipient_name: str | None = "Erika Mustermann",
     now: dt.datetime,
+    kind: str = NOTIFICATION,
 ) -> bytes:
-    rendered = renderer.render(doctype, document, locale=locale, recipient_name=recipient_name)
+    extra = (
+        None
+        if kind == NOTIFICATION
+        else reminder_values(doctype, document, settings.reminder.days_before_due)
+    )
+    rendered = renderer.render(
+        doctype, document, locale=locale, recipient_name=recipient_name, kind=kind, extra=extra
+    )
     if fmt == "text":
         return f"Subject: {rendered.subject}\n\n{rendered.text}".encode()
     if fmt == "html":
@@ -72,5 +93,6 @@ def render_preview(
         account_id=document.account_id,
         portal_url=settings.portal_url,
         now=now,
+        kind=kind,
     )
     return message.as_bytes()
