@@ -14,18 +14,36 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from mailbox_service.audit.http import record_key
-from mailbox_service.senders.bounces import BounceIntake, BounceReport, BounceResult
+from mailbox_service.senders.bounces import (
+    ONE_EMAIL,
+    BounceIntake,
+    BounceReport,
+    BounceResult,
+    decode_report,
+)
 from mailbox_service.senders.email_outcomes import for_sender
 from mailbox_service.senders.print_fallback import PrintFallback
 from mailbox_service.server.auth import provide_admin_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
-from mailbox_service.server.openapi import errors
+from mailbox_service.server.openapi import documented, errors, struct_components
 
 
 def _intake(services: ServicesDep) -> BounceIntake:
     documents = services.collections.documents
     events = services.sender_events
     return BounceIntake(documents, events, PrintFallback(documents, events))
+
+
+def _bounce_body(_: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    refs, components = struct_components(BounceReport)
+    schema = {"allOf": [refs[0]], **ONE_EMAIL}
+    body = {
+        "required": True,
+        "description": 'Exactly one of `document_id` and `message_id`, e.g. `{"message_id": '
+        '"<id.notification@example.org>", "reason": "550 5.1.1 user unknown"}`.',
+        "content": {"application/json": {"schema": schema}},
+    }
+    return body, components
 
 
 class AdminBouncesController(Controller):
@@ -50,29 +68,26 @@ class AdminBouncesController(Controller):
             notes={
                 404: "No document with this id, or no notification email with this Message-ID.",
                 409: "`recipient` is not the address the notification was sent to.",
-                422: "Neither or both of `document_id` and `message_id`, or a blank reason.",
+                422: "A field is invalid (`error.field` names it), or neither or both of "
+                "`document_id` and `message_id` are given.",
             },
         ),
+        opt=documented(request_body=_bounce_body),
     )
     async def report_bounce(
         self,
         request: Request[Any, Any, Any],
         services: ServicesDep,
         api_key: ApiKeyDep,
-        data: Annotated[
-            BounceReport,
-            Body(
-                description='E.g. `{"message_id": "<id.notification@example.org>", '
-                '"reason": "550 5.1.1 user unknown"}`.'
-            ),
-        ],
+        data: Annotated[dict[str, Any], Body(description="The bounce (see the schema).")],
     ) -> BounceResult:
         """Report a bounce of a notification email. Permanent (default): the email is marked
         failed, the sender gets `document.delivery_failed` and, unless the customer has read
         the document already, `document.print_required`. Idempotent: a repeat, or a document
         already delivered by print, answers `changed: false` and tells the sender nothing.
         `permanent: false` (a soft bounce) is only recorded."""
-        result = await _intake(services).report(data)
+        report = decode_report(data)
+        result = await _intake(services).report(report)
         await record_key(
             request,
             services,
@@ -83,8 +98,8 @@ class AdminBouncesController(Controller):
                 "permanent": result.permanent,
                 "changed": result.changed,
                 "print_required": result.print_required,
-                "by": "message_id" if data.message_id is not None else "document_id",
-                "reason": for_sender(data.reason.strip())[:200],
+                "by": "message_id" if isinstance(report.message_id, str) else "document_id",
+                "reason": for_sender(report.reason.strip())[:200],
             },
         )
         return result

@@ -13,9 +13,9 @@ from then on, a document without a sent email (it failed: printed already) needs
 rule, and the query stays one index range. A relay outage that delays the email by hours
 shortens the customer's time to read by as much.
 
-Use (CLI, worker): `await AcknowledgementPass(documents, print_fallback, registry).run(at,
-dry_run=False)` returns the counts per type. It is async (the API's driver); a worker thread
-runs it with `asyncio.run` around a fresh client, as `run_acknowledgements` does.
+Use (CLI `acknowledgements run`, the worker's periodic passes in senders/periodic.py):
+`await AcknowledgementPass(documents, print_fallback, registry).run(at, dry_run=False)` returns
+the counts per type.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-import dramatiq
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.log import get_logger
-from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.print_fallback import PrintFallback
-from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Collections, Doc, connect
+from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 
@@ -130,21 +127,3 @@ class AcknowledgementPass:
         if counts.total_printed:
             log.info("acknowledgement.printed", at=at.isoformat(), printed=dict(counts.printed))
         return counts
-
-
-async def run_acknowledgements(
-    settings: Settings,
-    registry: DocumentTypeRegistry,
-    broker: dramatiq.Broker,
-    at: dt.datetime,
-    dry_run: bool = False,
-) -> AcknowledgementCounts:
-    """One pass with a client of its own: for a worker thread (`asyncio.run(...)`)."""
-    client = connect(settings.mongo)
-    try:
-        collections = Collections.of(client, settings.mongo.database)
-        events = EventLog(collections.sender_events, broker)
-        fallback = PrintFallback(collections.documents, events)
-        return await AcknowledgementPass(collections.documents, fallback, registry).run(at, dry_run)
-    finally:
-        await client.close()

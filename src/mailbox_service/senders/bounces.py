@@ -19,10 +19,12 @@ import re
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.errors import Conflict, InvalidMetadata, NotFound
+from mailbox_service.ingestion.schemas import error_field
 from mailbox_service.notifications.outbox import ChannelChange
 from mailbox_service.senders.email_outcomes import already_read, for_sender
 from mailbox_service.senders.event_log import EventLog
@@ -39,21 +41,27 @@ _OUR_MESSAGE_ID = re.compile(r"^<([A-Za-z0-9][A-Za-z0-9._:-]{0,63})\.notificatio
 class BounceReport(msgspec.Struct, kw_only=True):
     """A bounce: which email (`document_id` or `message_id`, exactly one), why, how final."""
 
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON, pattern=r"\S")]
     """The relay's diagnostic, e.g. `550 5.1.1 user unknown`; shown to the sender with email
     addresses masked."""
     document_id: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)] | None
-    ) = None
+        Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)] | UnsetType
+    ) = UNSET
     """The document whose notification bounced."""
-    message_id: Annotated[str, msgspec.Meta(min_length=3, max_length=MAX_MESSAGE_ID)] | None = None
+    message_id: (
+        Annotated[str, msgspec.Meta(min_length=3, max_length=MAX_MESSAGE_ID)] | UnsetType
+    ) = UNSET
     """The bounced email's Message-ID header (with or without the angle brackets)."""
-    recipient: Annotated[str, msgspec.Meta(min_length=3, max_length=254)] | None = None
+    recipient: Annotated[str, msgspec.Meta(min_length=3, max_length=254)] | UnsetType = UNSET
     """The bounced address, if the relay names it: checked against the address the email went
     to (a mismatch is 409); never stored or shown to the sender."""
     permanent: bool = True
     """Hard bounce (default): the address cannot be reached, print instead. False: a soft
     bounce (mailbox full, try later), only recorded."""
+
+
+ONE_EMAIL: dict[str, Any] = {"oneOf": [{"required": ["document_id"]}, {"required": ["message_id"]}]}
+"""The rule the body's Struct cannot state: it names its email by exactly one of the two."""
 
 
 class BounceResult(msgspec.Struct, kw_only=True):
@@ -84,8 +92,23 @@ def _email_state(doc: Doc) -> dict[str, Any]:
     return dict((doc.get("notifications") or {}).get("email") or {})
 
 
+def decode_report(body: Any) -> BounceReport:
+    """Validate a bounce body; a wrong field is a 422 naming it."""
+    if not isinstance(body, dict):
+        raise InvalidMetadata("body: expected a JSON object", field="body")
+    try:
+        report = msgspec.convert(body, BounceReport, strict=True)
+    except msgspec.ValidationError as exc:
+        field, message = error_field(exc)
+        if field == "reason" and "regex" in message:
+            message = "must not be blank"
+        raise InvalidMetadata(f"{field or 'body'}: {message}", field=field or "body") from None
+    _check(report)
+    return report
+
+
 def _check(report: BounceReport) -> None:
-    if (report.document_id is None) == (report.message_id is None):
+    if (report.document_id is UNSET) == (report.message_id is UNSET):
         raise InvalidMetadata(
             "document_id: give exactly one of document_id and message_id", field="document_id"
         )
@@ -106,12 +129,11 @@ class BounceIntake:
 
     async def find(self, report: BounceReport) -> Doc:
         """The bounced document; NotFound when no email of ours matches."""
-        if report.document_id is not None:
+        if not isinstance(report.message_id, str):
             doc = await self.documents.find_one({"_id": report.document_id})
             if doc is None:
                 raise NotFound(f"no document {report.document_id!r}")
             return doc
-        assert report.message_id is not None
         message_id = normalised_message_id(report.message_id)
         document_id = document_of_message_id(message_id)
         doc = None
@@ -124,10 +146,11 @@ class BounceIntake:
         return doc
 
     async def report(self, report: BounceReport) -> BounceResult:
-        _check(report)
+        """Apply a report (decoded with `decode_report`)."""
         doc = await self.find(report)
         sent_to = str((doc.get("delivery") or {}).get("email") or "")
-        if report.recipient is not None and report.recipient.strip().lower() != sent_to.lower():
+        recipient = report.recipient
+        if isinstance(recipient, str) and recipient.strip().lower() != sent_to.lower():
             raise Conflict(
                 "recipient: not the address this document's notification was sent to",
                 field="recipient",
