@@ -28,7 +28,8 @@ from mailbox_service.senders.print_fallback import MAX_REASON_CHARS, BlockingPri
 
 FailureCause = Literal["relay_refused", "notification_failed", "bounce"]
 
-_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
+# Local parts may hold `'`, `+`, `.` and more: everything up to a delimiter belongs to it.
+_ADDRESS = re.compile(r"[^\s<>\"(),;:\[\]@]+@[^\s<>\"'(),;:\[\]@]+")
 MASK = "<recipient>"
 
 
