@@ -112,6 +112,8 @@ async def test_list_is_newest_first_and_pages_cover_everything_once(
         "archived",
         "size",
         "content_type",
+        "status",
+        "status_at",
     }
     assert item["type"] == "contract_letter"
     assert item["issued_at"] == "2026-03-11T08:00:00Z"
