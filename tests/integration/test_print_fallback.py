@@ -125,6 +125,8 @@ async def test_relay_refusing_the_recipient_turns_the_delivery_into_print(
     assert status.status_code == 200, status.text
     assert status.json()["delivery"]["mode"] == "print"
     assert "550" in status.json()["delivery"]["reason"]
+    assert "550" in status.json()["channels"]["email"]["last_error"]
+    assert address not in status.text
 
 
 async def test_an_accepted_email_tells_the_sender_delivered(

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from mailbox_service.senders.email_outcomes import for_sender
 from mailbox_service.storage.mongo import Doc
 
 DeliveryMode = Literal["digital", "print"]
@@ -124,7 +125,8 @@ def _channel(state: Mapping[str, Any] | None) -> ChannelStatus:
     return ChannelStatus(
         status=state.get("status", "skipped"),
         attempts=int(state.get("attempts") or 0),
-        last_error=state.get("error"),
+        # The relay's reply names the customer's address; a sender never learns it from us.
+        last_error=for_sender(error) if (error := state.get("error")) else None,
         sent_at=state.get("sent_at"),
     )
 
