@@ -17,6 +17,14 @@ every email to land in the capture's maildir. Prints:
     and one update by `_id` cost straight from the driver, with the server's plan, and the
     same update on copies of those documents in a collection with no index but `_id` (on
     DocumentDB every update re-indexes the whole document in every index).
+  * webhooks (unless `--no-webhooks`): the worker tells the sender `document.delivered` for
+    each email, so every document also makes one signed webhook. After the run above (no
+    endpoint: events are recorded and dispatched to nobody), `--webhook-rounds` rounds of the
+    same `--count` with an endpoint subscribed to every event and a local receiver (in this
+    process, checking every signature), then without (endpoint revoked). Prints webhooks/s
+    end to end (first ingestion start to the last webhook's arrival), ingest→webhook latency,
+    and each round's email figure with webhooks against the mean of the runs without before
+    and after it, and the median of those ratios: it must stay above 0.9.
 Runs in a database and a bucket of its own (`--database`, default `bench_notify` and
 `bench-notify`), emptied when the run starts, so neither test data nor earlier runs skew it.
 """
@@ -25,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import email.parser
 import email.policy
 import hashlib
+import hmac
 import io
 import os
 import smtplib
@@ -47,6 +57,7 @@ import aiohttp
 import httpx
 import msgspec
 import psutil
+from aiohttp import web
 from minio.deleteobjects import DeleteObject
 
 from mailbox_service.demo.pdf import render_pdf
@@ -59,6 +70,7 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
 from mailbox_service.storage.documents import blob_key
+from mailbox_service.webhooks.operations import WebhookOperations
 
 WARMUP = 20
 HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.default)
@@ -284,6 +296,183 @@ async def wait_all(arrivals: Arrivals, ids: list[str], within: float) -> None:
         await asyncio.sleep(0.5)
 
 
+# -- webhooks -------------------------------------------------------------------------------
+
+
+class HookReceiver:
+    """A sender's receiver: checks each signature (Standard Webhooks, written here from the
+    specification) and notes when each document's `document.delivered` arrived."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.arrivals: dict[str, int] = {}
+        self.received = 0
+        self.bad_signatures = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def valid(self, headers: Any, body: bytes) -> bool:
+        key = base64.b64decode(self.secret.removeprefix("whsec_"))
+        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        offered = [p.partition(",")[2] for p in headers["webhook-signature"].split()]
+        return any(hmac.compare_digest(expected, sig) for sig in offered)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        arrived = time.time_ns()
+        self.received += 1
+        if not self.valid(request.headers, body):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        event = msgspec.json.decode(body)
+        if event["type"] == "document.delivered":
+            self.arrivals.setdefault(event["data"]["document_id"], arrived)
+        return web.Response(status=204)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def wait_hooks(receiver: HookReceiver, ids: list[str], within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        done = sum(i in receiver.arrivals for i in ids)
+        if done == len(ids):
+            return
+        if time.monotonic() > deadline:
+            print(f"!! timed out: {done}/{len(ids)} webhooks arrived", file=sys.stderr)
+            return
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Phase:
+    """One measured batch: emails (and webhooks, when a receiver listened)."""
+
+    name: str
+    emails: int
+    emails_per_s: float
+    email_p50: float
+    email_p95: float
+    webhooks: int = 0
+    webhooks_per_s: float = 0.0
+    webhook_p50: float = 0.0
+    webhook_p95: float = 0.0
+
+
+async def measured_phase(
+    name: str,
+    ingestor: Ingestor,
+    maildir: Path,
+    args: argparse.Namespace,
+    offset: int,
+    receiver: HookReceiver | None,
+) -> Phase:
+    arrivals = Arrivals(maildir, time.time_ns())
+    started_ns = time.time_ns()
+    ids = await ingestor.many(args.count, args.concurrency, offset=offset)
+    await wait_all(arrivals, ids, args.timeout)
+    arrived = [min(arrivals.by_document[i]) for i in ids if i in arrivals.by_document]
+    email_ms = [
+        (min(arrivals.by_document[i]) - ingestor.ingested_ns[i]) / 1e6
+        for i in ids
+        if i in arrivals.by_document
+    ]
+    phase = Phase(
+        name,
+        len(arrived),
+        len(arrived) / ((max(arrived, default=started_ns + 1) - started_ns) / 1e9),
+        percentile(email_ms, 0.5),
+        percentile(email_ms, 0.95),
+    )
+    if receiver is not None:
+        await wait_hooks(receiver, ids, args.timeout)
+        hooks = [receiver.arrivals[i] for i in ids if i in receiver.arrivals]
+        hook_ms = [
+            (receiver.arrivals[i] - ingestor.ingested_ns[i]) / 1e6
+            for i in ids
+            if i in receiver.arrivals
+        ]
+        phase.webhooks = len(hooks)
+        phase.webhooks_per_s = len(hooks) / (
+            (max(hooks, default=started_ns + 1) - started_ns) / 1e9
+        )
+        phase.webhook_p50 = percentile(hook_ms, 0.5)
+        phase.webhook_p95 = percentile(hook_ms, 0.95)
+    return phase
+
+
+async def webhook_phases(
+    services: Services, ingestor: Ingestor, maildir: Path, args: argparse.Namespace, off: Phase
+) -> None:
+    """Rounds of (with an endpoint and a receiver, then without); prints the comparison.
+
+    Each round's email figure with webhooks is compared with the mean of the runs without
+    just before and just after it, so a neighbour's load on the shared machine shifts both
+    sides; the median over the rounds is the figure."""
+    receiver = HookReceiver()
+    url = await receiver.start()
+    operations = WebhookOperations(services.collections, services.broker, services.settings.webhook)
+    phases = [off]
+    offset = WARMUP + 2 * args.count
+    try:
+        for _ in range(args.webhook_rounds):
+            endpoint = await operations.create(
+                source="bench-notify", url=url, events=["*"], by="bench"
+            )
+            receiver.secret = endpoint.secret
+            phases.append(await measured_phase("on", ingestor, maildir, args, offset, receiver))
+            await operations.revoke(endpoint.id, "bench")
+            offset += args.count
+            phases.append(await measured_phase("off", ingestor, maildir, args, offset, None))
+            offset += args.count
+    finally:
+        await receiver.close()
+    print(f"  webhooks ({args.count} documents a run, one document.delivered webhook each)")
+    for phase in phases:
+        hooks = (
+            f"   webhooks {phase.webhooks}/{args.count} {phase.webhooks_per_s:6.1f}/s  "
+            f"(ingest→receiver p50 {phase.webhook_p50:6.0f} ms, "
+            f"p95 {phase.webhook_p95:6.0f} ms)"
+            if phase.name == "on"
+            else ""
+        )
+        print(
+            f"    {phase.name:<4} emails {phase.emails_per_s:6.1f}/s  "
+            f"(p50 {phase.email_p50:6.0f} ms, p95 {phase.email_p95:6.0f} ms){hooks}"
+        )
+    ratios = [
+        phases[i].emails_per_s / ((phases[i - 1].emails_per_s + phases[i + 1].emails_per_s) / 2)
+        for i in range(1, len(phases), 2)
+    ]
+    rates = [p.webhooks_per_s for p in phases if p.name == "on"]
+    print(
+        f"    email ratio on / off     {statistics.median(ratios):8.3f}  median of "
+        f"{', '.join(f'{r:.3f}' for r in ratios)} (each against the runs without before and "
+        "after it; must stay above 0.9)"
+    )
+    print(
+        f"    webhooks end to end      {statistics.median(rates):8.1f} events/s  median "
+        f"(first ingestion start to the last webhook's arrival)"
+    )
+    print(
+        f"    receiver                 {receiver.received} requests, {receiver.bad_signatures} "
+        "bad signatures"
+    )
+
+
 # -- the raw baseline ---------------------------------------------------------------------
 
 
@@ -402,7 +591,14 @@ async def bench(
     args: argparse.Namespace, stack: Stack, settings: Settings, env: dict[str, str], tmp: Path
 ) -> None:
     services = Services.build(settings)
-    for name in ("documents", "accounts", "api_keys"):
+    for name in (
+        "documents",
+        "accounts",
+        "api_keys",
+        "sender_events",
+        "webhook_endpoints",
+        "webhook_deliveries",
+    ):
         await services.collections.db[name].delete_many({})
     ctx = MigrationContext(settings, services.collections, services.blobs)
     await Migrator(ctx, migrations_dir()).apply_pending()
@@ -498,6 +694,15 @@ async def bench(
             f"the same {len(message)}-byte message, {args.threads} threads)"
         )
         print(f"  ratio                    {ours / raw_rate:8.3f}  (ours / raw)")
+        if args.webhooks:
+            off = Phase(
+                "off",
+                len(arrived),
+                ours,
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.95),
+            )
+            await webhook_phases(services, ingestor, maildir, args, off)
         probe = await raw_driver_probe(services, ids)
         print(
             f"  raw driver, by _id       find_one {probe['find']:5.1f} ms   update_one "
@@ -570,6 +775,19 @@ def main() -> None:
         "draining them",
     )
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--webhook-rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="rounds of a run with a webhook endpoint and one without (default 2)",
+    )
+    parser.add_argument(
+        "--no-webhooks",
+        dest="webhooks",
+        action="store_false",
+        help="skip the runs with and without a webhook endpoint",
+    )
     parser.add_argument(
         "--database",
         default="bench_notify",

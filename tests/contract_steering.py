@@ -11,6 +11,8 @@ sent exactly as schemathesis generates them.
   sniffs the bytes and answers 415 for anything that is not a type's accepted content).
 - Server-issued values: a `cursor` is an HMAC-signed token bound to its filters; a generated
   one is never valid, so valid cases go without one.
+- Webhook endpoints: a URL must resolve to an address the SSRF policy allows, so valid cases
+  name a local one (nothing listens there; a test event is answered "connection refused").
 - Rules between two values: `issued_to` after `issued_from`, a stats window of at most 366
   days ending in the past... and an invoice's billing period ending after it starts.
 - Status updates: the valid `status` depends on the document's type, so valid cases update a
@@ -118,6 +120,8 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
             _steer_status_update(case, operation, seeds)
         if operation == "listDocumentChanges" and not CURSOR.match(str(query.get("since", ""))):
             query.pop("since", None)
+        if operation == "createWebhook" and isinstance(case.body, dict):
+            _reachable_subscription(case.body)
         if operation == "ingestDocument" and isinstance(case.body, dict):
             case.body["file"] = sample_pdf()
             metadata = case.body.get("metadata")
@@ -173,6 +177,16 @@ def _steer_status_update(case: schemathesis.Case, operation: str, seeds: Seeds) 
     when = _instant(case.body.get("status_at"), end_of_day=False)
     if when is None or when > dt.datetime.now(dt.UTC):
         case.body["status_at"] = "2026-01-01T00:00:00Z"
+
+
+def _reachable_subscription(body: dict[str, Any]) -> None:
+    """A webhook endpoint the service accepts: its URL must resolve to an allowed address
+    (a generated host name resolves nowhere), its events be known types, its source a name."""
+    body["url"] = "http://127.0.0.1:9/contract-receiver"
+    body["events"] = ["*"]
+    source = body.get("source")
+    if not isinstance(source, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", source):
+        body["source"] = "contract-source"
 
 
 def _satisfiable(value: Any, size: int) -> Any:

@@ -198,6 +198,16 @@ async def test_events_reach_only_their_own_sources_endpoints_signed(
             f"/v1/admin/webhooks/{a['id']}/deliveries", headers=admin(admin_key)
         )
         assert {d["id"] for d in deliveries.json()["items"]} == set(first.ids())
+
+        revoked = await client.post(
+            f"/v1/admin/webhooks/{b['id']}/revoke", headers=admin(admin_key)
+        )
+        assert revoked.status_code == 200
+        assert revoked.json()["state"] == "disabled"
+        assert revoked.json()["disabled_reason"].startswith("revoked by admin key ")
+        await events.record(doc_b, "document.read")
+        await asyncio.sleep(1.5)
+        assert len(second.received) == 1  # a revoked endpoint gets nothing more
     finally:
         first.down()
         second.down()

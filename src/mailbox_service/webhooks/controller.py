@@ -3,7 +3,7 @@ call webhooks/operations.py):
 
     POST   /v1/admin/webhooks                           create; answers the secret, once
     GET    /v1/admin/webhooks[?source=]                 list (never a secret)
-    DELETE /v1/admin/webhooks/{endpoint_id}             revoke
+    POST   /v1/admin/webhooks/{endpoint_id}/revoke      revoke (it stays listed, disabled)
     POST   /v1/admin/webhooks/{endpoint_id}/test        send a signed test event now
     GET    /v1/admin/webhooks/{endpoint_id}/deliveries  its deliveries, newest first
     GET    /v1/admin/webhook-deliveries[?status=]       all deliveries, newest first
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.params import Body, FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -23,9 +23,14 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from mailbox_service.audit.http import record_key
 from mailbox_service.server.auth import provide_admin_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
-from mailbox_service.server.openapi import errors
+from mailbox_service.server.openapi import documented, errors
 from mailbox_service.webhooks.deliveries import DeliveryStatus, WebhookDelivery
-from mailbox_service.webhooks.endpoints import CreatedEndpoint, WebhookEndpoint
+from mailbox_service.webhooks.endpoints import (
+    SOURCE_PATTERN,
+    CreatedEndpoint,
+    WebhookEndpoint,
+    checked_source,
+)
 from mailbox_service.webhooks.operations import TestResult, WebhookOperations
 
 MAX_PAGE = 500
@@ -104,7 +109,12 @@ class AdminWebhooksController(Controller):
         )
         return created
 
-    @get("/webhooks", operation_id="listWebhooks", responses=errors(400, 401, 403, 429))
+    @get(
+        "/webhooks",
+        operation_id="listWebhooks",
+        responses=errors(400, 401, 403, 422, 429),
+        opt=documented(parameters={"source": {"type": "string", "pattern": SOURCE_PATTERN}}),
+    )
     async def list_endpoints(
         self,
         services: ServicesDep,
@@ -112,10 +122,12 @@ class AdminWebhooksController(Controller):
         source: Annotated[str | None, Parameter(description="Only this source's.")] = None,
     ) -> EndpointList:
         """Every endpoint (active and disabled), oldest first; never a secret."""
+        if source is not None:
+            checked_source(source)
         return EndpointList(await operations(services).all(source))
 
-    @delete(
-        "/webhooks/{endpoint_id:str}",
+    @post(
+        "/webhooks/{endpoint_id:str}/revoke",
         operation_id="revokeWebhook",
         status_code=HTTP_200_OK,
         responses=errors(401, 403, 404, 429),
@@ -128,7 +140,8 @@ class AdminWebhooksController(Controller):
         endpoint_id: FromPath[str],
     ) -> WebhookEndpoint:
         """Disable an endpoint for good: no new deliveries, and pending ones fail at their
-        next attempt. Revoking a disabled endpoint changes nothing."""
+        next attempt. It stays listed (disabled, with the reason) with its deliveries.
+        Revoking a disabled endpoint changes nothing."""
         endpoint = await operations(services).revoke(endpoint_id, _by(api_key))
         await record_key(
             request,

@@ -49,6 +49,7 @@ def delivery_id(event_id: str, endpoint_id: str) -> str:
 def new_delivery(
     event_id: str, endpoint_id: str, source: str, type_: str, body: bytes, now: dt.datetime
 ) -> Doc:
+    """A pending delivery, for a job to claim."""
     return {
         "_id": delivery_id(event_id, endpoint_id),
         "event_id": event_id,
@@ -66,6 +67,18 @@ def new_delivery(
         "created_at": now,
         "updated_at": now,
         "log": [],
+    }
+
+
+def claimed_delivery(pending: Doc, now: dt.datetime, lease: dt.timedelta) -> Doc:
+    """The same delivery inserted already claimed by the job that creates it (its first
+    attempt follows at once, without a claim's write or another job)."""
+    return {
+        **pending,
+        "status": "sending",
+        "attempts": 1,
+        "claim": secrets.token_hex(8),
+        "lease_until": now + lease,
     }
 
 
@@ -178,6 +191,14 @@ class BlockingDeliveries:
             return_document=ReturnDocument.AFTER,
         )
         return found
+
+    def waiting_until(self, delivery_id_: str) -> dt.datetime | None:
+        """`next_at` of a delivery that is pending but not due yet; None otherwise."""
+        found = self.deliveries.find_one(
+            {"_id": delivery_id_, "status": "pending", "next_at": {"$gt": utcnow()}},
+            {"next_at": 1},
+        )
+        return None if found is None else found["next_at"]
 
     def finish(self, claimed: Doc, values: dict[str, Any], attempt: Attempt) -> bool:
         """Record an attempt's outcome; False when the claim was lost meanwhile."""

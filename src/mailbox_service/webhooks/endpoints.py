@@ -173,7 +173,8 @@ class BlockingEndpoints:
         self.endpoints = endpoints
 
     def subscribed(self, source: str, event_type: str) -> list[Doc]:
-        return list(self.endpoints.find(subscribed(source, event_type), {"_id": 1}))
+        """Whole endpoints (with url and secret): the dispatch attempts the first itself."""
+        return list(self.endpoints.find(subscribed(source, event_type)))
 
     def get(self, endpoint_id: str) -> Doc | None:
         found: Any = self.endpoints.find_one({"_id": endpoint_id})
