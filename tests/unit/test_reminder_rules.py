@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from mailbox_service.doctypes import load_registry
+from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 from mailbox_service.doctypes.invoice import Invoice, InvoiceAttributes
+from mailbox_service.errors import ConfigurationError
 from mailbox_service.notifications.email import (
     EmailRenderer,
     RenderError,
@@ -240,3 +241,12 @@ def test_email_preview_shows_the_reminder_as_the_pass_would_send_it() -> None:
         _renderer(), INVOICE, document, locale="en", fmt="text", settings=settings, now=NOW
     ).decode()
     assert text.startswith("Subject: Your invoice INV-2026-000123")
+
+
+def test_settled_statuses_outside_the_types_statuses_stop_start_up() -> None:
+    class Careless(Invoice):
+        name = "careless_invoice"
+        settled_statuses = frozenset({"paid", "settled"})
+
+    with pytest.raises(ConfigurationError, match=r"careless_invoice.*settled_statuses settled"):
+        DocumentTypeRegistry([Careless()])

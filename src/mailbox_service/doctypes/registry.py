@@ -38,6 +38,11 @@ class DocumentTypeRegistry:
                 f"document type {name!r}: initial_status {doctype.initial_status!r} is not one "
                 f"of its statuses ({', '.join(sorted(doctype.statuses)) or 'none'})"
             )
+        if unknown := doctype.settled_statuses - doctype.statuses:
+            raise ConfigurationError(
+                f"document type {name!r}: settled_statuses {', '.join(sorted(unknown))} are not "
+                f"among its statuses ({', '.join(sorted(doctype.statuses)) or 'none'})"
+            )
         if name in self._types:
             existing = type(self._types[name])
             raise ConfigurationError(
