@@ -2,7 +2,8 @@
 
 What a person does: signs in on the development page, sees invoices and "Load more", loads
 more, receives a document posted to the API without reloading, opens it (it turns read here
-and in a second tab), and is sent back to sign-in, with a message, when the token is no good.
+and in a second tab), sees it turn paid when its sender says so, and is sent back to sign-in,
+with a message, when the token is no good.
 The second demo user never sees the first one's documents.
 """
 
@@ -104,6 +105,11 @@ def read_state(browser: Browser, document_id: str) -> str | None:
     return found[0].get_attribute("data-read") if found else None
 
 
+def status_of(browser: Browser, document_id: str) -> str | None:
+    found = browser.driver.find_elements(By.CSS_SELECTOR, f'#items > li[data-id="{document_id}"]')
+    return found[0].get_attribute("data-status") if found else None
+
+
 async def post_invoice(server: LiveServer, key: str, account_id: str, **overrides: Any) -> str:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         response = await post_document(http, key, invoice_metadata(account_id, **overrides))
@@ -203,6 +209,19 @@ async def test_inbox_lists_loads_more_and_updates_live_across_tabs(
     driver.switch_to.window(second_tab)
     wait(browser, "the other tab to show it read", lambda d: read_state(browser, new_id) == "true")
     wait(browser, "the other tab's badge", lambda d: badge(browser) == unread_before)
+
+    # The sender marks it paid: the open inbox shows it at once, without reloading.
+    assert status_of(browser, new_id) == "open"
+    async with httpx.AsyncClient(base_url=portal_server.url) as http:
+        paid = await http.patch(
+            f"/v1/documents/{new_id}",
+            json={"status": "paid", "status_at": "2026-11-20T09:00:00Z"},
+            headers=bearer(ingest_key),
+        )
+    assert paid.json()["outcome"] == "changed", paid.text
+    wait(browser, "the inbox to show it paid", lambda d: status_of(browser, new_id) == "paid")
+    item = driver.find_element(By.CSS_SELECTOR, f'#items > li[data-id="{new_id}"]')
+    assert "Paid" in item.text
 
     token = portal_token(settings, *ALICE_USER.accounts, sub=ALICE_USER.sub)
     async with httpx.AsyncClient(base_url=portal_server.url) as http:

@@ -64,6 +64,11 @@ export function summaryParts(item) {
   }
 }
 
+/** The business status as the inbox shows it ("" when the type has none). */
+export function statusText(status) {
+  return status ? humanize(status) : "";
+}
+
 export function summaryText(item) {
   const { lead, rest } = summaryParts(item);
   return [lead, ...rest].filter(Boolean).join(" · ");

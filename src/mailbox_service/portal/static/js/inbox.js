@@ -3,7 +3,7 @@
 // and every failed call shows a message with a way to try again.
 
 import { ApiError, createApi } from "./api.js";
-import { summaryText, typeLabel, formatInstant, formatDay } from "./format.js";
+import { summaryText, statusText, typeLabel, formatInstant, formatDay } from "./format.js";
 import { buildItem, insertionPoint, setItemState } from "./items.js";
 import { connectLive } from "./live.js";
 import {
@@ -255,8 +255,15 @@ function applyState(doc) {
     else setItemState(li, doc);
   }
   if (state.open && state.open.id === doc.id) {
-    state.open.detail = { ...state.open.detail, read_at: doc.read_at, archived: doc.archived };
-    renderDetailState();
+    const { detail } = state.open; // null while the document is still loading
+    state.open.detail = { ...detail, read_at: doc.read_at, archived: doc.archived };
+    if (detail && doc.status !== undefined && doc.status !== detail.status) {
+      state.open.detail.status = doc.status;
+      state.open.detail.status_at = doc.status_at;
+      renderDetail(state.open.detail);
+    } else {
+      renderDetailState();
+    }
   }
 }
 
@@ -299,6 +306,10 @@ function renderDetail(detail) {
   fact("Account", detail.account_id);
   if (detail.type === "invoice" && detail.summary && detail.summary.due_date) {
     fact("Due", formatDay(detail.summary.due_date));
+  }
+  if (detail.status) {
+    const since = detail.status_at ? ` (${formatInstant(detail.status_at)})` : "";
+    fact("Status", `${statusText(detail.status)}${since}`);
   }
   fact("File", `${detail.filename || "document"} (${Math.max(1, Math.round(detail.size / 1024))} KB)`);
   renderDetailState();

@@ -1,7 +1,7 @@
 // One list entry per document, built with DOM calls only (never innerHTML), so titles and
 // summaries are always text. State lives in data-* attributes the rest of the page reads.
 
-import { formatInstant, summaryParts, typeLabel } from "./format.js";
+import { formatInstant, statusText, summaryParts, typeLabel } from "./format.js";
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -46,6 +46,7 @@ export function buildItem(item, { labels, onOpen, onArchive }) {
   time.dateTime = item.issued_at;
   meta.append(time);
   meta.append(element("span", "item__state"));
+  meta.append(element("span", "item__status"));
   meta.append(element("span", "item__account", item.account_id));
 
   main.append(heading, summary, meta);
@@ -58,17 +59,27 @@ export function buildItem(item, { labels, onOpen, onArchive }) {
 
   article.append(marker, main, actions);
   li.append(article);
-  setItemState(li, { read_at: item.read_at ?? null, archived: Boolean(item.archived) });
+  setItemState(li, {
+    read_at: item.read_at ?? null,
+    archived: Boolean(item.archived),
+    status: item.status ?? null,
+  });
   return li;
 }
 
-/** Show read and archive state: in words (not colour alone) and in data-* for the script. */
-export function setItemState(li, { read_at, archived }) {
+/** Show read and archive state and the business status (set by the sender: an invoice
+ * `paid`): in words (not colour alone) and in data-* for the script. A `status` left out
+ * (a `document.created` event carries none) keeps what is shown. */
+export function setItemState(li, { read_at, archived, status }) {
   const read = Boolean(read_at);
   li.dataset.read = String(read);
   li.dataset.archived = String(archived);
   li.classList.toggle("item--unread", !read);
   li.querySelector(".item__state").textContent = read ? "Read" : "Unread";
+  if (status !== undefined) {
+    li.dataset.status = status || "";
+    li.querySelector(".item__status").textContent = statusText(status);
+  }
   const title = li.dataset.title;
   const archive = li.querySelector(".item__archive");
   archive.textContent = archived ? "Move to inbox" : "Archive";
