@@ -261,7 +261,11 @@ async def test_two_passes_interleaved_in_one_process_claim_each_document_once(
 
 
 async def test_no_reminder_when_read_settled_printed_archived_or_never_notified(
-    invoices: Invoices, isolated: Services, own_client: AsyncTestClient[Any], own_key: str
+    invoices: Invoices,
+    isolated: Services,
+    own_client: AsyncTestClient[Any],
+    own_key: str,
+    own_env: dict[str, str],
 ) -> None:
     due = far_due_date()
     control = await invoices.invoice(due)
@@ -275,6 +279,16 @@ async def test_no_reminder_when_read_settled_printed_archived_or_never_notified(
     silent = await invoices.invoice(due, notify=False)
     unread_again_account = await invoices.account()
     unread_again = await invoices.invoice(due, account=unread_again_account)
+    withdrawn_account = await invoices.account()
+    withdrawn = await invoices.invoice(due, account=withdrawn_account)
+    erased_account = await invoices.account()
+    erased = await invoices.invoice(due, account=erased_account)
+
+    # The customer asks for paper from now on; another customer is erased (the invoice stays,
+    # the law keeps it, but nobody may be emailed about it any more).
+    await isolated.accounts.update(withdrawn_account, by="test", paperless=False)
+    cli("accounts", "erase", erased_account, "--yes", env=own_env)
+    assert await isolated.documents.get(erased) is not None
 
     settings = isolated.settings
     portal = bearer(portal_token(settings, read_account))
@@ -306,10 +320,12 @@ async def test_no_reminder_when_read_settled_printed_archived_or_never_notified(
         "status:cancelled": 1,
         "print": 1,
         "not_notified": 1,
+        "paperless_withdrawn": 1,
+        "account_erased": 1,
     }
     assert len(reminders_for(maildir, control)) == 1
     assert len(reminders_for(maildir, unread_again)) == 1
-    for document_id in (read, archived, paid, cancelled, printed, silent):
+    for document_id in (read, archived, paid, cancelled, printed, silent, withdrawn, erased):
         assert reminders_for(maildir, document_id) == [], document_id
         assert "status" not in await invoices.reminder(document_id)
 

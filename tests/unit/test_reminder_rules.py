@@ -100,11 +100,27 @@ def test_invoice_is_reminded_by_its_due_date_and_other_types_are_not() -> None:
     ],
 )
 def test_skip_reason(changes: dict[str, Any], reason: str | None) -> None:
-    assert skip_reason(eligible(**changes), INVOICE) == reason
+    assert skip_reason(eligible(**changes), INVOICE, ACCOUNT) == reason
+
+
+ACCOUNT = {"_id": "acct-1", "paperless": True}
+
+
+@pytest.mark.parametrize(
+    ("account", "reason"),
+    [
+        (ACCOUNT, None),
+        (None, "account_erased"),
+        ({"_id": "acct-1", "erased_at": NOW}, "account_erased"),
+        ({"_id": "acct-1", "paperless": False}, "paperless_withdrawn"),
+    ],
+)
+def test_the_account_must_still_want_email(account: dict[str, Any] | None, reason: str) -> None:
+    assert skip_reason(eligible(), INVOICE, account) == reason
 
 
 def test_a_type_that_is_not_installed_is_skipped() -> None:
-    assert skip_reason(eligible(), None) == "unknown_type"
+    assert skip_reason(eligible(), None, ACCOUNT) == "unknown_type"
 
 
 def test_claim_filter_rechecks_what_can_change_and_takes_only_open_or_expired_claims() -> None:

@@ -69,7 +69,12 @@ def reminder_pass(
 ) -> ReminderPass:
     """The pass the CLI and the worker run (its own SMTP connection, closed after each run)."""
     return ReminderPass(
-        collections.documents, registry, renderer, SmtpSender(settings.smtp), settings
+        collections.documents,
+        collections.accounts,
+        registry,
+        renderer,
+        SmtpSender(settings.smtp),
+        settings,
     )
 
 

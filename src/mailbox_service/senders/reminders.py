@@ -9,7 +9,9 @@ each the type's `reminder` email unless the document:
     without a status counts as open),
   - goes out on paper (`delivery.mode` print, from the start or by the print fallback),
   - has no address, or its notification email never went out (`notify: false`, backfilled,
-    still pending, failed): a reminder only ever follows a notification.
+    still pending, failed): a reminder only ever follows a notification;
+  - belongs to an account that was erased since (its invoices are kept for the law, not for
+    mail) or that has withdrawn its paperless consent (it asked for paper, not for email).
 Documents due later are not read at all; documents past their due date have left the window.
 Skipped documents are not marked: they are looked at again next pass while still in the window
 (a status may be reopened, a document marked unread).
@@ -129,8 +131,11 @@ def window(at: dt.datetime, days_before_due: int) -> list[dt.datetime]:
     return [due_at(today + dt.timedelta(days=n)) for n in range(days_before_due + 1)]
 
 
-def skip_reason(doc: Mapping[str, Any], doctype: DocumentType | None) -> str | None:
-    """Why the document gets no reminder, or None when it gets one."""
+def skip_reason(
+    doc: Mapping[str, Any], doctype: DocumentType | None, account: Mapping[str, Any] | None
+) -> str | None:
+    """Why the document gets no reminder, or None when it gets one. `account`: the stored
+    account (None when there is none)."""
     if doctype is None:
         return "unknown_type"
     if doc.get("read_at") is not None:
@@ -147,6 +152,10 @@ def skip_reason(doc: Mapping[str, Any], doctype: DocumentType | None) -> str | N
         return "no_email"
     if ((doc.get("notifications") or {}).get("email") or {}).get("status") != "sent":
         return "not_notified"
+    if account is None or account.get("erased_at") is not None:
+        return "account_erased"
+    if not account.get("paperless"):
+        return "paperless_withdrawn"
     return None
 
 
@@ -184,6 +193,7 @@ class ReminderPass:
     def __init__(
         self,
         documents: AsyncCollection[Doc],
+        accounts: AsyncCollection[Doc],
         registry: DocumentTypeRegistry,
         renderer: EmailRenderer,
         smtp: SmtpSender,
@@ -192,6 +202,7 @@ class ReminderPass:
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.documents = documents
+        self.accounts = accounts
         self.registry = registry
         self.renderer = renderer
         self.smtp = smtp
@@ -207,8 +218,11 @@ class ReminderPass:
         smtp_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reminder-smtp")
         try:
             for due in window(at, self.settings.reminder.days_before_due):
-                async for doc in self._due_on(due):
-                    await self._one(doc, at, report, smtp_thread)
+                async for page in self._due_on(due):
+                    accounts = await self._accounts_of(page)
+                    for doc in page:
+                        account = accounts.get(doc["account_id"])
+                        await self._one(doc, account, at, report, smtp_thread)
         finally:
             await asyncio.get_running_loop().run_in_executor(smtp_thread, self.smtp.close)
             smtp_thread.shutdown()
@@ -218,7 +232,7 @@ class ReminderPass:
         )
         return report
 
-    async def _due_on(self, due: dt.datetime) -> AsyncIterator[Doc]:
+    async def _due_on(self, due: dt.datetime) -> AsyncIterator[list[Doc]]:
         """Documents due on one day whose reminder is still open, in `_id` pages: an
         equality and a range on the index's two keys, so no page costs more than the first."""
         size = self.settings.reminder.batch_size
@@ -231,17 +245,28 @@ class ReminderPass:
                 [("reminder.due_at", ASCENDING), ("_id", ASCENDING)]
             )
             page = await one_batch(cursor, size).to_list(None)
-            for doc in page:
-                yield doc
+            if page:
+                yield page
             if len(page) < size:
                 return
             after = page[-1]["_id"]
 
+    async def _accounts_of(self, page: list[Doc]) -> dict[str, Doc]:
+        """The accounts of a page's documents, by id: one read by `_id` per page."""
+        ids = sorted({doc["account_id"] for doc in page})
+        cursor = self.accounts.find({"_id": {"$in": ids}}, {"paperless": 1, "erased_at": 1})
+        return {account["_id"]: account for account in await one_batch(cursor, len(ids)).to_list()}
+
     async def _one(
-        self, doc: Doc, at: dt.datetime, report: ReminderReport, smtp_thread: ThreadPoolExecutor
+        self,
+        doc: Doc,
+        account: Doc | None,
+        at: dt.datetime,
+        report: ReminderReport,
+        smtp_thread: ThreadPoolExecutor,
     ) -> None:
         doctype = self._doctype(doc["type"])
-        reason = skip_reason(doc, doctype)
+        reason = skip_reason(doc, doctype, account)
         if reason is not None:
             report.skipped[reason] += 1
             return
