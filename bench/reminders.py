@@ -9,7 +9,7 @@ Against a real stack (profile test9, or MAILBOX_BENCH_PROFILE), in its own datab
 1. Seeds --due invoices due within the window of a pass (insert_many; their notification
    email `sent`), of which --eligible are open and unread and the rest read (what a pass meets
    most: customers who opened the invoice), plus --outside invoices due later (outside the
-   window, so never read by the pass).
+   window, so never read by the pass), over 5,000 accounts with paperless consent.
 2. Runs a dry run (reads and classifies the window, sends nothing), the real pass (sends the
    eligible ones, one SMTP connection), then a second pass (everything left is skipped: the
    steady cost of every hourly pass while the documents stay in the window).
@@ -40,6 +40,7 @@ from mailbox_service.storage.mongo import Doc, utcnow
 
 DATABASE = "reminders_bench"
 BATCH = 1_000
+ACCOUNTS = 5_000
 
 
 def invoice(n: int, due: dt.date, *, read: bool) -> Doc:
@@ -51,7 +52,7 @@ def invoice(n: int, due: dt.date, *, read: bool) -> Doc:
         "source": "bench",
         "source_ref": f"bench-{doc_id}",
         "source_key": source_key("bench", f"bench-{doc_id}"),
-        "account_id": f"bench-acct-{n % 5000}",
+        "account_id": f"bench-acct-{n % ACCOUNTS}",
         "title": f"Invoice INV-{n:08d}",
         "attributes": {
             "invoice_number": f"INV-{n:08d}",
@@ -82,6 +83,9 @@ def invoice(n: int, due: dt.date, *, read: bool) -> Doc:
 async def seed(services: Services, today: dt.date, due: int, eligible: int, outside: int) -> float:
     started = time.perf_counter()
     documents = services.collections.documents
+    await services.collections.accounts.insert_many(
+        [{"_id": f"bench-acct-{n}", "paperless": True} for n in range(ACCOUNTS)]
+    )
     batch: list[Doc] = []
     for n in range(due + outside):
         in_window = n < due
