@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -226,15 +226,15 @@ class WebhookSettings(msgspec.Struct, frozen=True):
 
 
 class ReminderSettings(msgspec.Struct, frozen=True):
-    days_before_due: int = 3
+    days_before_due: Annotated[int, msgspec.Meta(ge=0)] = 3
     """A document with a due date (an open invoice) gets its one reminder email from this many
     days before the due date until the due date itself (UTC dates)."""
     interval_s: float = 3600.0
     """How often the worker runs the reminder pass (0 turns it off; `reminders run` still
     works)."""
-    max_attempts: int = 3
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     """Passes that try one document's reminder before it is recorded `failed`."""
-    batch_size: int = 200
+    batch_size: Annotated[int, msgspec.Meta(ge=1)] = 200
     """Documents read per page of a pass."""
     lease_s: float = 1800.0
     """How long a worker's claim on a pass lasts (another worker may run it after a crash)."""

@@ -266,3 +266,16 @@ def test_settled_statuses_outside_the_types_statuses_stop_start_up() -> None:
 
     with pytest.raises(ConfigurationError, match=r"careless_invoice.*settled_statuses settled"):
         DocumentTypeRegistry([Careless()])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MAILBOX_REMINDER_DAYS_BEFORE_DUE", "-1"),
+        ("MAILBOX_REMINDER_MAX_ATTEMPTS", "0"),
+        ("MAILBOX_REMINDER_BATCH_SIZE", "0"),
+    ],
+)
+def test_a_reminder_setting_out_of_range_stops_start_up(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings({variable: value})
