@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,6 +370,8 @@ class Phase:
     webhooks_per_s: float = 0.0
     webhook_p50: float = 0.0
     webhook_p95: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per process during the run (what it costs, whatever the neighbours do)."""
 
 
 async def measured_phase(
@@ -379,7 +381,9 @@ async def measured_phase(
     args: argparse.Namespace,
     offset: int,
     receiver: HookReceiver | None,
+    cpu: Callable[[], dict[str, float]],
 ) -> Phase:
+    cpu_before = cpu()
     arrivals = Arrivals(maildir, time.time_ns())
     started_ns = time.time_ns()
     ids = await ingestor.many(args.count, args.concurrency, offset=offset)
@@ -411,11 +415,17 @@ async def measured_phase(
         )
         phase.webhook_p50 = percentile(hook_ms, 0.5)
         phase.webhook_p95 = percentile(hook_ms, 0.95)
+    phase.cpu = {name: seconds - cpu_before[name] for name, seconds in cpu().items()}
     return phase
 
 
 async def webhook_phases(
-    services: Services, ingestor: Ingestor, maildir: Path, args: argparse.Namespace, off: Phase
+    services: Services,
+    ingestor: Ingestor,
+    maildir: Path,
+    args: argparse.Namespace,
+    off: Phase,
+    cpu: Callable[[], dict[str, float]],
 ) -> None:
     """Rounds of (with an endpoint and a receiver, then without); prints the comparison.
 
@@ -433,10 +443,12 @@ async def webhook_phases(
                 source="bench-notify", url=url, events=["*"], by="bench"
             )
             receiver.secret = endpoint.secret
-            phases.append(await measured_phase("on", ingestor, maildir, args, offset, receiver))
+            phases.append(
+                await measured_phase("on", ingestor, maildir, args, offset, receiver, cpu)
+            )
             await operations.revoke(endpoint.id, "bench")
             offset += args.count
-            phases.append(await measured_phase("off", ingestor, maildir, args, offset, None))
+            phases.append(await measured_phase("off", ingestor, maildir, args, offset, None, cpu))
             offset += args.count
     finally:
         await receiver.close()
@@ -452,6 +464,12 @@ async def webhook_phases(
         print(
             f"    {phase.name:<4} emails {phase.emails_per_s:6.1f}/s  "
             f"(p50 {phase.email_p50:6.0f} ms, p95 {phase.email_p95:6.0f} ms){hooks}"
+        )
+    print("    CPU seconds per run     " + "  ".join(f"{name:>8}" for name in phases[0].cpu))
+    for phase in phases:
+        print(
+            f"    {phase.name:<4}                    "
+            + "  ".join(f"{seconds:8.1f}" for seconds in phase.cpu.values())
         )
     ratios = [
         phases[i].emails_per_s / ((phases[i - 1].emails_per_s + phases[i + 1].emails_per_s) / 2)
@@ -646,6 +664,15 @@ async def bench(
 
         cpu_before = {name: cpu(name, pid) for name, pid in pids.items()}
 
+        def cpu_now() -> dict[str, float]:
+            """The processes that do the work. Not PostgreSQL: its per-connection backends
+            come and go during a run, and a closed one's CPU drops out of the sum."""
+            return {
+                name: cpu(name, pid)
+                for name, pid in pids.items()
+                if name in ("worker", "api (serve)", "ferretdb", "redis")
+            }
+
         arrivals = Arrivals(maildir, time.time_ns())
         started_ns = time.time_ns()
         ids = await ingestor.many(args.count, args.concurrency, offset=WARMUP)
@@ -701,8 +728,9 @@ async def bench(
                 ours,
                 percentile(latencies, 0.5),
                 percentile(latencies, 0.95),
+                cpu={name: cpu_after[name] - cpu_before[name] for name in cpu_now()},
             )
-            await webhook_phases(services, ingestor, maildir, args, off)
+            await webhook_phases(services, ingestor, maildir, args, off, cpu_now)
         probe = await raw_driver_probe(services, ids)
         print(
             f"  raw driver, by _id       find_one {probe['find']:5.1f} ms   update_one "

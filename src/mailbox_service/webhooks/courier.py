@@ -1,12 +1,12 @@
 """What the two webhook jobs do: fan an event out to endpoints, and deliver one delivery.
 
 dispatch(event id): read the event, find the source's active endpoints subscribed to its
-type, insert one delivery per endpoint (its id is derived from the pair, so a second dispatch
-of the same event inserts nothing), mark the event `dispatched`. The first delivery is inserted
-already claimed and attempted right there, in the dispatch job: most sources have one endpoint,
-and this saves a job, a claim and a read per event (on two shared cores, measured with
-bench/notify.py, that is what keeps webhooks from slowing email down). Any further endpoints'
-deliveries get a job each.
+type, store one delivery per endpoint (its id is derived from the pair, so a second dispatch
+of the same event stores nothing new), mark the event `dispatched`. The first endpoint's
+delivery is attempted right there, in the dispatch job, and stored with its outcome: most
+sources have one endpoint, and this saves a job, a claim, a read and a write per event (on two
+shared cores, measured with bench/notify.py, that is what keeps webhooks from slowing email
+down). Any further endpoints' deliveries are stored pending with a job each.
 
 deliver(delivery id): claim the delivery (compare-and-set), check the endpoint is still
 active, sign and POST the stored body, then record:
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import dramatiq
+import msgspec
 from pymongo.collection import Collection
 
 from mailbox_service.log import get_logger
@@ -33,12 +34,7 @@ from mailbox_service.observability import metrics, tracing
 from mailbox_service.senders.events import WEBHOOK_QUEUE, object_id_of
 from mailbox_service.settings import WebhookSettings
 from mailbox_service.storage.mongo import Doc, utcnow
-from mailbox_service.webhooks.deliveries import (
-    Attempt,
-    BlockingDeliveries,
-    claimed_delivery,
-    new_delivery,
-)
+from mailbox_service.webhooks.deliveries import Attempt, BlockingDeliveries, new_delivery
 from mailbox_service.webhooks.endpoints import BlockingEndpoints
 from mailbox_service.webhooks.sender import Answer, WebhookSender
 from mailbox_service.webhooks.signing import payload, signed_headers
@@ -90,6 +86,16 @@ class WebhookJobs:
         return True
 
 
+@dataclass(frozen=True)
+class Result:
+    """What one attempt decided: the delivery's next state and what to store of it."""
+
+    outcome: Outcome
+    values: dict[str, Any]
+    attempt: Attempt
+    retry_in: dt.timedelta | None = None
+
+
 class Courier:
     def __init__(
         self,
@@ -113,7 +119,7 @@ class Courier:
     # -- dispatch -------------------------------------------------------------------------
 
     def dispatch(self, event_id: str) -> int:
-        """Fan one event out; the number of new deliveries."""
+        """Fan one event out; the number of deliveries it stored."""
         object_id = object_id_of(event_id)
         event = self.events.find_one({"_id": object_id}) if object_id is not None else None
         if event is None:
@@ -121,30 +127,31 @@ class Courier:
             return 0
         body = payload(event)
         now = utcnow()
-        attempt_here: tuple[Doc, Doc] | None = None
+        stored = 0
         queued = []
-        for endpoint in self.endpoints.subscribed(event["source"], event["type"]):
+        for index, endpoint in enumerate(self.endpoints.subscribed(event["source"], event["type"])):
             delivery = new_delivery(
                 event_id, endpoint["_id"], event["source"], event["type"], body, now
             )
-            if attempt_here is None:
-                delivery = claimed_delivery(delivery, now, self.lease)
-            if not self.deliveries.insert(delivery):
-                continue  # a repeated dispatch: that delivery has its own job (or the sweep)
-            if attempt_here is None:
-                attempt_here = (delivery, endpoint)
-            else:
+            if index == 0:
+                # Attempted before it is stored: its id is derived from (event, endpoint), so
+                # a crash before the insert re-dispatches (the event is not marked yet) and
+                # sends the same webhook-id again. One write instead of two.
+                delivery["attempts"] = 1
+                result = self._attempt(delivery, endpoint)
+                if self.deliveries.insert(_recorded(delivery, result)):
+                    stored += 1
+                    self._follow_up(delivery["_id"], result)
+                continue
+            if self.deliveries.insert(delivery):  # else: a repeated dispatch; it has a job
+                stored += 1
                 queued.append(delivery["_id"])
         # Marked only once every delivery is stored: a crash before this re-dispatches (the
-        # sweep), and the repeat inserts nothing it already has. A crash after it leaves the
-        # claimed delivery to the sweep once its lease expires.
+        # sweep), and the repeat inserts nothing it already has.
         self.events.update_one({"_id": object_id}, {"$set": {"dispatched": True}})
         for delivery_id in queued:
             self.jobs.enqueue(delivery_id)
-        created = len(queued) + (attempt_here is not None)
-        if attempt_here is not None:
-            self._attempt(*attempt_here)
-        return created
+        return stored
 
     # -- deliver --------------------------------------------------------------------------
 
@@ -153,26 +160,31 @@ class Courier:
         if claimed is None:
             self._wait_for_retry(delivery_id)
             return "not_claimed"
-        return self._attempt(claimed, self.endpoints.get(claimed["endpoint_id"]))
+        result = self._attempt(claimed, self.endpoints.get(claimed["endpoint_id"]))
+        if self.deliveries.finish(claimed, result.values, result.attempt):
+            self._follow_up(delivery_id, result)
+        else:
+            log.warning("webhook.claim_lost", delivery_id=delivery_id)
+        return result.outcome
 
-    def _attempt(self, claimed: Doc, endpoint: Doc | None) -> Outcome:
-        """One attempt of a claimed delivery to its endpoint (as read), recorded."""
-        delivery_id = claimed["_id"]
+    def _attempt(self, delivery: Doc, endpoint: Doc | None) -> Result:
+        """One attempt of a delivery (`attempts` counts it) to its endpoint as read."""
+        delivery_id = delivery["_id"]
+        attempts = int(delivery["attempts"])
         bound = log.bind(
             delivery_id=delivery_id,
-            event_id=claimed["event_id"],
-            endpoint_id=claimed["endpoint_id"],
-            event_type=claimed["type"],
-            attempt=claimed["attempts"],
+            event_id=delivery["event_id"],
+            endpoint_id=delivery["endpoint_id"],
+            event_type=delivery["type"],
+            attempt=attempts,
         )
         at = utcnow()
         if endpoint is None or endpoint["state"] != "active":
             reason = (endpoint or {}).get("disabled_reason") or "endpoint deleted"
-            error = f"endpoint disabled: {reason}"
-            self._record(claimed, "failed", Answer(None, error, 0.0), at)
-            bound.info("webhook.abandoned", error=error)
-            return "failed"
-        body = claimed["body"].encode()
+            answer = Answer(None, f"endpoint disabled: {reason}", 0.0)
+            bound.info("webhook.abandoned", error=answer.error)
+            return _result("failed", "failed", answer, at)
+        body = delivery["body"].encode()
         headers = signed_headers(endpoint["secret"], delivery_id, body, at)
         answer = self.sender.post(endpoint["url"], body, headers)
         bound.info(
@@ -182,22 +194,23 @@ class Courier:
             ms=round(answer.seconds * 1000),
         )
         if answer.delivered:
-            self._record(claimed, "delivered", answer, at)
-            return "delivered"
+            return _result("delivered", "delivered", answer, at)
         if answer.status_code == 410:
             reason = f"receiver answered 410 Gone at {at.isoformat()}"
             if self.endpoints.disable(endpoint["_id"], reason):
                 bound.warning("webhook.endpoint_disabled", reason=reason)
-            self._record(claimed, "failed", answer, at)
-            return "gone"
-        if claimed["attempts"] >= self.backoff.max_attempts:
-            self._record(claimed, "failed", answer, at)
-            bound.warning("webhook.failed", attempts=claimed["attempts"])
-            return "failed"
-        delay = self.backoff.delay(claimed["attempts"])
-        if self._record(claimed, "pending", answer, at, next_at=at + delay):
-            self.jobs.enqueue(delivery_id, delay)
-        return "retry"
+            return _result("gone", "failed", answer, at)
+        if attempts >= self.backoff.max_attempts:
+            bound.warning("webhook.failed", attempts=attempts)
+            return _result("failed", "failed", answer, at)
+        delay = self.backoff.delay(attempts)
+        return _result("retry", "pending", answer, at, retry_in=delay)
+
+    def _follow_up(self, delivery_id: str, result: Result) -> None:
+        """After the outcome is stored: count it, and queue the retry."""
+        metrics.webhook_done("failed" if result.outcome == "gone" else result.outcome)
+        if result.retry_in is not None:
+            self.jobs.enqueue(delivery_id, result.retry_in)
 
     def _wait_for_retry(self, delivery_id: str) -> None:
         """A job that came before its delivery's `next_at` (another host's clock ahead of
@@ -206,34 +219,37 @@ class Courier:
         if waiting is not None:
             self.jobs.enqueue(delivery_id, waiting - utcnow())
 
-    def _record(
-        self,
-        claimed: Doc,
-        status: str,
-        answer: Answer,
-        at: dt.datetime,
-        *,
-        next_at: dt.datetime | None = None,
-    ) -> bool:
-        values: dict[str, Any] = {
-            "status": status,
-            "last_status_code": answer.status_code,
-            "last_error": answer.error
-            or (None if answer.delivered else f"HTTP {answer.status_code}"),
-            "next_at": next_at,
-        }
-        if status == "delivered":
-            values["delivered_at"] = at
-        elif status == "failed":
-            values["failed_at"] = at
-        attempt = Attempt(
-            at=at,
-            status_code=answer.status_code,
-            error=values["last_error"],
-            ms=round(answer.seconds * 1000),
-        )
-        recorded = self.deliveries.finish(claimed, values, attempt)
-        if not recorded:
-            log.warning("webhook.claim_lost", delivery_id=claimed["_id"])
-        metrics.webhook_done(status if status != "pending" else "retry")
-        return recorded
+
+def _result(
+    outcome: Outcome,
+    status: str,
+    answer: Answer,
+    at: dt.datetime,
+    *,
+    retry_in: dt.timedelta | None = None,
+) -> Result:
+    error = answer.error or (None if answer.delivered else f"HTTP {answer.status_code}")
+    values: dict[str, Any] = {
+        "status": status,
+        "last_status_code": answer.status_code,
+        "last_error": error,
+        "next_at": at + retry_in if retry_in is not None else None,
+    }
+    if status == "delivered":
+        values["delivered_at"] = at
+    elif status == "failed":
+        values["failed_at"] = at
+    attempt = Attempt(
+        at=at, status_code=answer.status_code, error=error, ms=round(answer.seconds * 1000)
+    )
+    return Result(outcome, values, attempt, retry_in)
+
+
+def _recorded(delivery: Doc, result: Result) -> Doc:
+    """A new delivery as its first attempt left it."""
+    return {
+        **delivery,
+        **result.values,
+        "updated_at": result.attempt.at,
+        "log": [msgspec.to_builtins(result.attempt, builtin_types=(dt.datetime,))],
+    }

@@ -70,18 +70,6 @@ def new_delivery(
     }
 
 
-def claimed_delivery(pending: Doc, now: dt.datetime, lease: dt.timedelta) -> Doc:
-    """The same delivery inserted already claimed by the job that creates it (its first
-    attempt follows at once, without a claim's write or another job)."""
-    return {
-        **pending,
-        "status": "sending",
-        "attempts": 1,
-        "claim": secrets.token_hex(8),
-        "lease_until": now + lease,
-    }
-
-
 class Attempt(msgspec.Struct, kw_only=True):
     at: dt.datetime
     status_code: int | None = None
