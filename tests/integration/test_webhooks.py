@@ -8,6 +8,7 @@ for a while" takes seconds, not hours; everything else is as in production.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import io
 import secrets
@@ -19,9 +20,10 @@ import pytest
 from bson import ObjectId
 from litestar.testing import AsyncTestClient
 
-from app_fixtures import cli, invoice_metadata, sample_pdf, unique
+from app_fixtures import cli, invoice_metadata, post_document, sample_pdf, unique
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
+from mailbox_service.senders.event_log import enqueue_dispatch
 from mailbox_service.senders.events import new_event
 from mailbox_service.server.services import Services
 from notify_fixtures import Maildir, WorkerProcess, eventually, wait_mail
@@ -323,6 +325,14 @@ async def test_a_lost_dispatch_is_swept_up(
         stored = await services.collections.sender_events.find_one({"_id": event["_id"]})
         assert stored is not None
         assert stored["dispatched"] is True
+        # Dispatched once more (the sweep and a slow job both had it): nothing is sent again.
+        assert enqueue_dispatch(services.broker, f"evt_{event['_id']}")
+        await asyncio.sleep(2)
+        assert len(receiver.received) == 1
+        count = await services.collections.webhook_deliveries.count_documents(
+            {"event_id": f"evt_{event['_id']}"}
+        )
+        assert count == 1
     finally:
         receiver.down()
 
@@ -455,3 +465,62 @@ async def test_a_slow_receiver_does_not_delay_email(
         print(f"email delivered in {email_seconds:.2f} s while 2 webhook attempts waited 10 s")
     finally:
         slow.down()
+
+
+async def test_real_triggers_reach_the_endpoint(
+    client: AsyncTestClient[Any],
+    admin_key: str,
+    ingest_key: str,
+    services: Services,
+    paperless_account: str,
+    webhook_worker: WorkerProcess,
+) -> None:
+    """No hand-recorded events: the worker's email outcome and the sender's own status update
+    are what the receiver hears about."""
+    receiver = Receiver().up()
+    key = await services.api_keys.authenticate(ingest_key)
+    assert key is not None
+    endpoint = await create_endpoint(
+        client,
+        admin_key,
+        key.source,
+        receiver.url,
+        ["document.delivered", "document.status_changed"],
+    )
+    try:
+        posted = await post_document(client, ingest_key, invoice_metadata(paperless_account))
+        assert posted.status_code == 201, posted.text
+        document_id = posted.json()["id"]
+
+        async def about_it() -> list[dict[str, Any]]:
+            return [
+                r.json()
+                for r in receiver.received
+                if r.json()["data"]["document_id"] == document_id
+            ]
+
+        delivered = await eventually(
+            about_it, lambda found: len(found) >= 1, within=30, what="document.delivered"
+        )
+        assert delivered[0]["type"] == "document.delivered"
+        patched = await client.patch(
+            f"/v1/documents/{document_id}",
+            json={"status": "paid", "status_at": dt.datetime.now(dt.UTC).isoformat()},
+            headers=admin(ingest_key),
+        )
+        assert patched.status_code == 200, patched.text
+        both = await eventually(
+            about_it,
+            lambda found: any(e["type"] == "document.status_changed" for e in found),
+            within=30,
+            what="document.status_changed",
+        )
+        changed = [e for e in both if e["type"] == "document.status_changed"]
+        assert changed[0]["data"]["status"] == "paid"
+        # At least once: a repeat is allowed, but only ever as the same event.
+        assert len({e["id"] for e in both if e["type"] == "document.delivered"}) == 1, both
+        for request in receiver.received:
+            verify_signature(endpoint["secret"], request)
+    finally:
+        await client.post(f"/v1/admin/webhooks/{endpoint['id']}/revoke", headers=admin(admin_key))
+        receiver.down()

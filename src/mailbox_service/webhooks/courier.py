@@ -34,7 +34,12 @@ from mailbox_service.observability import metrics, tracing
 from mailbox_service.senders.events import WEBHOOK_QUEUE, object_id_of
 from mailbox_service.settings import WebhookSettings
 from mailbox_service.storage.mongo import Doc, utcnow
-from mailbox_service.webhooks.deliveries import Attempt, BlockingDeliveries, new_delivery
+from mailbox_service.webhooks.deliveries import (
+    Attempt,
+    BlockingDeliveries,
+    new_delivery,
+)
+from mailbox_service.webhooks.deliveries import delivery_id as delivery_id_of
 from mailbox_service.webhooks.endpoints import BlockingEndpoints
 from mailbox_service.webhooks.sender import Answer, WebhookSender
 from mailbox_service.webhooks.signing import payload, signed_headers
@@ -115,6 +120,9 @@ class Courier:
         self.backoff = Backoff.of(settings)
         # Long enough for the slowest attempt (connect + answer, each up to the timeout).
         self.lease = dt.timedelta(seconds=settings.timeout_s * 3 + 10)
+        # The sweep dispatches an event again after this; a dispatch of an older event may be
+        # a repeat, so it first looks which deliveries exist (a fresh one saves the read).
+        self.repeat_after = dt.timedelta(seconds=settings.sweep_grace_s)
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -122,14 +130,21 @@ class Courier:
         """Fan one event out; the number of deliveries it stored."""
         object_id = object_id_of(event_id)
         event = self.events.find_one({"_id": object_id}) if object_id is not None else None
-        if event is None:
+        if event is None or object_id is None:
             log.warning("webhook.event_missing", event_id=event_id)
             return 0
         body = payload(event)
         now = utcnow()
         stored = 0
         queued = []
-        for index, endpoint in enumerate(self.endpoints.subscribed(event["source"], event["type"])):
+        endpoints = self.endpoints.subscribed(event["source"], event["type"])
+        # By the id's time, as the sweep picks events.
+        if endpoints and now - object_id.generation_time > self.repeat_after:
+            existing = self.deliveries.existing(
+                [delivery_id_of(event_id, endpoint["_id"]) for endpoint in endpoints]
+            )
+            endpoints = [e for e in endpoints if delivery_id_of(event_id, e["_id"]) not in existing]
+        for index, endpoint in enumerate(endpoints):
             delivery = new_delivery(
                 event_id, endpoint["_id"], event["source"], event["type"], body, now
             )

@@ -180,6 +180,10 @@ class BlockingDeliveries:
         )
         return found
 
+    def existing(self, ids: list[str]) -> set[str]:
+        """Which of these deliveries are stored."""
+        return {d["_id"] for d in self.deliveries.find({"_id": {"$in": ids}}, {"_id": 1})}
+
     def waiting_until(self, delivery_id_: str) -> dt.datetime | None:
         """`next_at` of a delivery that is pending but not due yet; None otherwise."""
         found = self.deliveries.find_one(
