@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import dramatiq
 from pymongo import MongoClient
 
-from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc
@@ -23,7 +22,7 @@ from mailbox_service.webhooks.courier import Courier, WebhookJobs
 from mailbox_service.webhooks.deliveries import BlockingDeliveries
 from mailbox_service.webhooks.endpoints import BlockingEndpoints
 from mailbox_service.webhooks.sender import WebhookSender
-from mailbox_service.webhooks.sweep import WebhookSweep, webhook_sweep_thread
+from mailbox_service.webhooks.sweep import WebhookSweep, WebhookSweepThread
 
 
 @dataclass
@@ -32,7 +31,7 @@ class WebhookRuntime:
     courier: Courier
     sender: WebhookSender
     worker: dramatiq.Worker
-    sweeper: PeriodicThread | None = None
+    sweeper: WebhookSweepThread | None = None
 
     @classmethod
     def start(
@@ -62,7 +61,7 @@ class WebhookRuntime:
         worker.start()
         sweeper = None
         if sweep:
-            sweeper = webhook_sweep_thread(
+            sweeper = WebhookSweepThread(
                 WebhookSweep(
                     db["sender_events"],
                     deliveries,
