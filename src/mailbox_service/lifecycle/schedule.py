@@ -9,12 +9,12 @@ leaves a lease that expires after MAILBOX_RETENTION_LEASE_S; the purge is safe t
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from mailbox_service.audit import OPERATOR, AuditChain, AuditTrail
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.lifecycle.retention import PurgeReport, RetentionPurge
 from mailbox_service.log import get_logger
+from mailbox_service.periodic import PeriodicThread
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.leases import RunLease
@@ -64,27 +64,12 @@ async def purge_if_due(settings: Settings, registry: DocumentTypeRegistry) -> Pu
         await client.close()
 
 
-class PurgeThread(threading.Thread):
+def purge_thread(settings: Settings, registry: DocumentTypeRegistry) -> PeriodicThread:
     """Checks every minute whether the daily purge is due (see PurgeLease)."""
-
-    def __init__(self, settings: Settings, registry: DocumentTypeRegistry) -> None:
-        super().__init__(name="retention-purge", daemon=True)
-        self._settings = settings
-        self._registry = registry
-        self._stop_event = threading.Event()
-        self.runs = 0
-
-    def run(self) -> None:
-        every = min(CHECK_EVERY_S, self._settings.retention.purge_interval_s)
-        while not self._stop_event.is_set():
-            try:
-                report = asyncio.run(purge_if_due(self._settings, self._registry))
-                if report is not None:
-                    self.runs += 1
-            except Exception as exc:  # the next check tries again
-                log.error("retention.purge_failed", error=f"{type(exc).__name__}: {exc}")
-            self._stop_event.wait(every)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=30)
+    return PeriodicThread(
+        "retention-purge",
+        min(CHECK_EVERY_S, settings.retention.purge_interval_s),
+        lambda: asyncio.run(purge_if_due(settings, registry)),
+        failure_event="retention.purge_failed",
+        first_run_at_once=True,
+    )

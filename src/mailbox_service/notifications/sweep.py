@@ -17,7 +17,6 @@ through. A job re-enqueued by this sweep is not re-enqueued again within the gra
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import CHANNELS, Channel
 from mailbox_service.notifications.outbox import Outbox, version_of
 from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.periodic import PeriodicThread
 from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
@@ -96,21 +96,8 @@ class OutboxSweep:
         return 1
 
 
-class SweepThread(threading.Thread):
-    """Runs the sweep every `interval` seconds inside the worker process until stopped."""
-
-    def __init__(self, sweep: OutboxSweep, interval: float) -> None:
-        super().__init__(name="outbox-sweep", daemon=True)
-        self.sweep = sweep
-        self.interval = interval
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            try:
-                self.sweep.run_once()
-            except Exception as exc:  # MongoDB down: try again next round
-                log.warning("outbox.sweep_failed", error=f"{type(exc).__name__}: {exc}")
-
-    def stop(self) -> None:
-        self._stop_event.set()
+def sweep_thread(sweep: OutboxSweep, interval_s: float) -> PeriodicThread:
+    """Runs the sweep every `interval_s` seconds inside the worker process until stopped."""
+    return PeriodicThread(
+        "outbox-sweep", interval_s, sweep.run_once, failure_event="outbox.sweep_failed"
+    )

@@ -24,7 +24,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from mailbox_service.doctypes import load_registry
-from mailbox_service.lifecycle.schedule import PurgeThread
+from mailbox_service.lifecycle.schedule import purge_thread
 from mailbox_service.log import configure_logging, get_logger
 from mailbox_service.notifications.actors import declare_actors
 from mailbox_service.notifications.broker import install_broker
@@ -34,15 +34,16 @@ from mailbox_service.notifications.email import EmailRenderer
 from mailbox_service.notifications.outbox import Outbox, ensure_indexes
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.notifications.smtp import SmtpSender
-from mailbox_service.notifications.sweep import OutboxSweep, SweepThread
+from mailbox_service.notifications.sweep import OutboxSweep, sweep_thread
 from mailbox_service.observability import exposition, metrics, tracing
 from mailbox_service.observability.worker_endpoint import serve_worker_metrics
 from mailbox_service.paths import templates_dir
+from mailbox_service.periodic import PeriodicThread
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.senders.email_outcomes import EmailOutcomes
 from mailbox_service.senders.event_log import BlockingEventLog
 from mailbox_service.senders.events import WEBHOOK_QUEUE
-from mailbox_service.senders.periodic import SenderPasses, SenderPassesThread
+from mailbox_service.senders.periodic import SenderPasses, sender_passes_thread
 from mailbox_service.senders.print_fallback import BlockingPrintFallback
 from mailbox_service.settings import MongoSettings, Settings, load_settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
@@ -156,6 +157,21 @@ def install_observability(settings: Settings, broker: dramatiq.Broker) -> None:
         broker.add_middleware(tracing.TraceMessages())
 
 
+def periodic_jobs(
+    settings: Settings, runtime: WorkerRuntime, broker: dramatiq.Broker
+) -> list[PeriodicThread]:
+    """What one worker process (the one with the sweep) runs besides its jobs."""
+    jobs = [sweep_thread(runtime.sweep(), settings.notify.sweep_interval_s)]
+    # The daily purge, reminders and the acknowledgement pass: a lease in MongoDB each keeps
+    # them to one worker at a time (storage/leases.py).
+    if settings.retention.purge_interval_s > 0:
+        jobs.append(purge_thread(settings, load_registry()))
+    passes = SenderPasses(settings, load_registry(), broker)
+    if passes.passes:
+        jobs.append(sender_passes_thread(passes))
+    return jobs
+
+
 def serve_process(
     settings: Settings, options: WorkerOptions, index: int, *, serve_metrics: bool = True
 ) -> None:
@@ -197,25 +213,9 @@ def serve_process(
             if WEBHOOK_QUEUE in options.queues
             else None
         )
-        sweeper = (
-            SweepThread(runtime.sweep(), settings.notify.sweep_interval_s) if runs_sweep else None
-        )
-        if sweeper:
-            sweeper.start()
-        # Every process with the sweep also checks for the daily purge; a lease in MongoDB
-        # keeps it to one worker at a time (lifecycle/schedule.py).
-        purger = (
-            PurgeThread(settings, load_registry())
-            if runs_sweep and settings.retention.purge_interval_s > 0
-            else None
-        )
-        if purger:
-            purger.start()
-        # Reminders and the acknowledgement pass: each under a lease of its own, like the purge.
-        passes = SenderPasses(settings, load_registry(), broker) if runs_sweep else None
-        sender_passes = SenderPassesThread(passes) if passes and passes.passes else None
-        if sender_passes:
-            sender_passes.start()
+        periodic = periodic_jobs(settings, runtime, broker) if runs_sweep else []
+        for thread in periodic:
+            thread.start()
         log.info(
             "worker.started",
             process=index,
@@ -224,12 +224,8 @@ def serve_process(
             sweep=runs_sweep,
         )
         stop.wait()
-        if sweeper:
-            sweeper.stop()
-        if purger:
-            purger.stop()
-        if sender_passes:
-            sender_passes.stop()
+        for thread in periodic:
+            thread.stop(join_timeout_s=30)
         stop_timeout_ms = int((settings.smtp.timeout_s * 2 + 5) * 1000)
         if worker:
             worker.stop(timeout=stop_timeout_ms)

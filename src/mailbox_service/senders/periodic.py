@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from mailbox_service.log import get_logger
 from mailbox_service.notifications.email import EmailRenderer
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.paths import templates_dir
+from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.acknowledgement import AcknowledgementPass
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.print_fallback import PrintFallback
@@ -162,24 +162,12 @@ class SenderPasses:
             await client.close()
 
 
-class SenderPassesThread(threading.Thread):
+def sender_passes_thread(passes: SenderPasses) -> PeriodicThread:
     """Checks every minute (or every interval, when shorter) whether a pass is due."""
-
-    def __init__(self, passes: SenderPasses) -> None:
-        super().__init__(name="sender-passes", daemon=True)
-        self._passes = passes
-        self._stop_event = threading.Event()
-        self.runs = 0
-
-    def run(self) -> None:
-        every = min([CHECK_EVERY_S, *(p.interval_s for p in self._passes.passes)])
-        while not self._stop_event.is_set():
-            try:
-                self.runs += len(asyncio.run(self._passes.run_due()))
-            except Exception as exc:  # the next check tries again
-                log.error("senders.pass_failed", error=f"{type(exc).__name__}: {exc}")
-            self._stop_event.wait(every)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=30)
+    return PeriodicThread(
+        "sender-passes",
+        min([CHECK_EVERY_S, *(p.interval_s for p in passes.passes)]),
+        lambda: asyncio.run(passes.run_due()),
+        failure_event="senders.pass_failed",
+        first_run_at_once=True,
+    )

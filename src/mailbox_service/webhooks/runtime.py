@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import dramatiq
 from pymongo import MongoClient
 
+from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc
@@ -22,7 +23,7 @@ from mailbox_service.webhooks.courier import Courier, WebhookJobs
 from mailbox_service.webhooks.deliveries import BlockingDeliveries
 from mailbox_service.webhooks.endpoints import BlockingEndpoints
 from mailbox_service.webhooks.sender import WebhookSender
-from mailbox_service.webhooks.sweep import WebhookSweep, WebhookSweepThread
+from mailbox_service.webhooks.sweep import WebhookSweep, webhook_sweep_thread
 
 
 @dataclass
@@ -31,7 +32,7 @@ class WebhookRuntime:
     courier: Courier
     sender: WebhookSender
     worker: dramatiq.Worker
-    sweeper: WebhookSweepThread | None = None
+    sweeper: PeriodicThread | None = None
 
     @classmethod
     def start(
@@ -61,7 +62,7 @@ class WebhookRuntime:
         worker.start()
         sweeper = None
         if sweep:
-            sweeper = WebhookSweepThread(
+            sweeper = webhook_sweep_thread(
                 WebhookSweep(
                     db["sender_events"],
                     deliveries,

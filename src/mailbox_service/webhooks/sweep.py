@@ -12,13 +12,13 @@ one job through. What this sweep enqueued is not enqueued again within the grace
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 
 from mailbox_service.log import get_logger
+from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.event_log import enqueue_dispatch
 from mailbox_service.senders.events import event_id
 from mailbox_service.storage.mongo import Doc, utcnow
@@ -78,19 +78,7 @@ class WebhookSweep:
         return dispatched, delivered
 
 
-class WebhookSweepThread(threading.Thread):
-    def __init__(self, sweep: WebhookSweep, interval: float) -> None:
-        super().__init__(name="webhook-sweep", daemon=True)
-        self.sweep = sweep
-        self.interval = interval
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            try:
-                self.sweep.run_once()
-            except Exception as exc:  # MongoDB down: try again next round
-                log.warning("webhook.sweep_failed", error=f"{type(exc).__name__}: {exc}")
-
-    def stop(self) -> None:
-        self._stop_event.set()
+def webhook_sweep_thread(sweep: WebhookSweep, interval_s: float) -> PeriodicThread:
+    return PeriodicThread(
+        "webhook-sweep", interval_s, sweep.run_once, failure_event="webhook.sweep_failed"
+    )
