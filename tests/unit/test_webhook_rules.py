@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from bson import ObjectId
@@ -13,7 +15,7 @@ from mailbox_service.settings import WebhookSettings
 from mailbox_service.webhooks.courier import Backoff
 from mailbox_service.webhooks.deliveries import delivery_id
 from mailbox_service.webhooks.endpoints import checked_events, checked_source
-from mailbox_service.webhooks.sender import host_header, pinned_url
+from mailbox_service.webhooks.sender import WebhookSender, host_header, request_path
 from mailbox_service.webhooks.signing import new_secret, payload, signature, signed_headers
 from mailbox_service.webhooks.url_policy import UrlRefused, check, check_for_endpoint
 
@@ -113,11 +115,58 @@ def test_names_are_checked_on_what_they_resolve_to() -> None:
         check("http://no-such-host.invalid/", allow_private=True)
 
 
-def test_the_connection_goes_to_the_checked_address_under_the_original_name() -> None:
-    target = check("http://localhost:8080/x?y=1", allow_private=True)
-    assert pinned_url(target) in ("http://127.0.0.1:8080/x?y=1", "http://[::1]:8080/x?y=1")
-    assert host_header(target) == "localhost:8080"
+def test_the_request_names_the_original_host_and_path() -> None:
+    assert host_header(check("http://localhost:8080/x?y=1", allow_private=True)) == (
+        "localhost:8080"
+    )
     assert host_header(check("https://127.0.0.1/", allow_private=True)) == "127.0.0.1"
+    assert host_header(check("http://[::1]:81/", allow_private=True)) == "[::1]:81"
+    assert request_path("http://localhost:8080/x/y?a=1&b=2") == "/x/y?a=1&b=2"
+    assert request_path("http://localhost") == "/"
+
+
+def test_sender_connects_to_the_checked_address_keeps_it_and_refuses_metadata() -> None:
+    seen: list[tuple[int, str | None, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the connection, as most receivers do
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.client_address[1], self.headers["Host"], body))
+            self.send_response(202)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"thank")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    sender = WebhookSender(timeout_s=2, allow_private=True)
+    try:
+        url = f"http://localhost:{port}/hook?x=1"
+        first = sender.post(url, b'{"a":1}', {"content-type": "application/json"})
+        second = sender.post(url, b'{"a":2}', {"content-type": "application/json"})
+        assert (first.status_code, first.body, first.delivered) == (202, "thank", True)
+        assert second.status_code == 202
+        assert [s[1] for s in seen] == [f"localhost:{port}"] * 2
+        assert [s[2] for s in seen] == [b'{"a":1}', b'{"a":2}']
+        assert seen[0][0] == seen[1][0]  # one kept connection (same client port)
+        refused = sender.post("http://169.254.169.254/", b"{}", {})
+        assert refused.status_code is None
+        assert refused.error is not None
+        assert refused.error.startswith("refused: ")
+    finally:
+        sender.close()
+        server.shutdown()
+        server.server_close()
+    closed = WebhookSender(timeout_s=2, allow_private=True).post(url, b"{}", {})
+    assert closed.status_code is None
+    assert closed.error is not None
+    assert "ConnectionRefused" in closed.error
 
 
 def test_subscriptions_are_known_types_or_the_wildcard_alone() -> None:
