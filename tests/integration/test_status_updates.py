@@ -220,6 +220,8 @@ async def test_another_sources_document_is_a_404(
         ({"status": "paid", "status_at": "yesterday"}, "status_at", ""),
         ({"status": "paid", "status_at": "2099-01-01T00:00:00Z"}, "status_at", "ahead"),
         ({"status": 7, "status_at": at(T0)}, "status", ""),
+        # A number is not a time here (no silent reading as seconds since 1970).
+        ({"status": "paid", "status_at": 0}, "status_at", "datetime"),
     ],
 )
 async def test_invalid_updates_are_422_naming_the_field(

@@ -31,7 +31,9 @@ ACCOUNT_ROUTE = documented(parameters={"account_id": _ID_SCHEMA})
 
 
 class HoldRequest(msgspec.Struct):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
+    # `\S`: some text that is not whitespace, by the same rule as the check below (Python's,
+    # which counts e.g. U+0085 as whitespace), so the schema and the answer agree.
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON, pattern=r"\S")]
     """Why the hold is set: a case number, a request."""
 
 

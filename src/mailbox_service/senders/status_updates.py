@@ -84,7 +84,7 @@ def decode_update(body: Any, *, now: dt.datetime | None = None) -> StatusUpdate:
     if not isinstance(body, dict):
         raise InvalidMetadata("body: expected a JSON object", field="body")
     try:
-        update = msgspec.convert(body, StatusUpdate, strict=False)
+        update = msgspec.convert(body, StatusUpdate, strict=True)
     except msgspec.ValidationError as exc:
         field, message = error_field(exc)
         if field == "status_at" and "timezone" in message.lower():
