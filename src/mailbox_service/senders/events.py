@@ -13,7 +13,9 @@ The event never says who acted: a sender learns that the document was read, not 
 Ordering: `_id` is an ObjectId, ascending in time per second across processes; within one
 second two processes' ids are not in time order. Readers that page by `_id` therefore only
 return events older than a settle delay (events.SETTLE), by which time every event of those
-seconds is written. A crash between a change and its event loses the event (the document still
+seconds is written - unless its insert took longer than the delay (the id is made before the
+insert; a failover can hold an insert for seconds): such an event reaches webhooks but can land
+behind a feed cursor already past it. A crash between a change and its event loses the event (the document still
 shows the change in the status API); the worker records its own outcomes right after the
 outbox write, so that window is one round trip.
 """
