@@ -12,13 +12,12 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from app_fixtures import free_port
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,21 @@ def verify_signature(secret: str, received: Received, tolerance_s: float = 300) 
     assert any(hmac.compare_digest(expected, sig) for sig in offered), "no valid signature"
 
 
+def _bound(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 class Receiver:
     """Answers `status` to every POST after `delay_s`, recording each request first."""
 
     def __init__(self, *, status: int = 204, delay_s: float = 0.0) -> None:
-        self.port = free_port()
+        # The port stays bound while the receiver is down (bound, not listening: connections
+        # are refused), so nothing else on the machine can take it during a long outage.
+        self._reserved: socket.socket | None = _bound(0)
+        self.port: int = self._reserved.getsockname()[1]
         self.status = status
         self.delay_s = delay_s
         self.received: list[Received] = []
@@ -95,8 +104,11 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = self._reserved or _bound(self.port)
+        self._reserved = None
+        server.server_activate()
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
@@ -107,6 +119,7 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+            self._reserved = _bound(self.port)
 
     def ids(self) -> list[str]:
         return [r.webhook_id for r in self.received]
