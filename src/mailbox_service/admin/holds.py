@@ -43,7 +43,8 @@ class HoldList(msgspec.Struct):
 
 def _checked_id(value: str, field: str) -> str:
     try:
-        return msgspec.convert(value, Annotated[str, _ID])
+        checked: str = msgspec.convert(value, Annotated[str, _ID])
+        return checked
     except msgspec.ValidationError:
         raise InvalidMetadata(
             f"{field}: 1-64 characters, letters, digits and . _ : - (got {value[:80]!r})",

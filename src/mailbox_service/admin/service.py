@@ -52,7 +52,7 @@ def parse_channel(value: str | None) -> Channel:
         raise BadRequest(
             f"channel: unknown channel {quoted(value)}; known: {known}", field="channel"
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def parse_status(value: str) -> str:

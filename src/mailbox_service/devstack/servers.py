@@ -27,7 +27,7 @@ from pathlib import Path
 from minio import Minio
 from pymongo import MongoClient
 
-from mailbox_service.devstack import engine, install
+from mailbox_service.devstack import engine, install, sources
 from mailbox_service.devstack.config import StackConfig
 from mailbox_service.devstack.install import Progress
 from mailbox_service.devstack.process import ProcessSpec, ServerFailed
@@ -205,7 +205,7 @@ class PostgresServer(Server):
             )
         if not (self.cluster_dir / "PG_VERSION").exists():
             self._initdb(bin_dir)
-            self.engine_mark.write_text(f"documentdb {engine.DOCUMENTDB.version}\n")
+            self.engine_mark.write_text(f"documentdb {sources.DOCUMENTDB.version}\n")
         # A unix socket path is limited to ~107 bytes; deep project paths go TCP-only.
         socket_dir = str(self.socket_dir) if len(str(self.socket_dir)) < 90 else ""
         argv = [

@@ -179,7 +179,7 @@ class MailboxService:
         return DocumentPage(items=[item_from(doc) for doc in docs], next_cursor=next_cursor)
 
     async def get(self, user: PortalUser, document_id: str) -> Doc:
-        doc = None
+        doc: Doc | None = None
         if (user.accounts or user.support) and len(document_id) <= MAX_ID_LENGTH:
             # Support reads any account's document; every other caller only their own.
             scope = {"_id": document_id} if user.support else self._scope(user, document_id)

@@ -10,7 +10,7 @@ from mailbox_service.settings import RedisSettings
 
 def make_broker(settings: RedisSettings) -> RedisBroker:
     # Short timeouts: a dead Redis must fail an enqueue quickly, not hang an ingest request.
-    return RedisBroker(
+    return RedisBroker(  # type: ignore[no-untyped-call]
         url=settings.url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
     )
 

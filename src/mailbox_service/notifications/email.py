@@ -29,7 +29,7 @@ from email.parser import BytesParser
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -251,7 +251,8 @@ class ComposedEmail:
     data: bytes
 
     def as_message(self) -> EmailMessage:
-        return cast(EmailMessage, BytesParser(policy=SMTP).parsebytes(self.data))
+        message: EmailMessage = BytesParser(policy=SMTP).parsebytes(self.data)
+        return message
 
 
 def _header(name: str, value: str) -> str:
@@ -266,7 +267,8 @@ def _header(name: str, value: str) -> str:
 def _text_part(content: str, subtype: str, *, mime_version: bool) -> bytes:
     """A text part as `set_content`/`add_alternative` make it: the transfer encoding chosen
     by the same heuristics (7bit, 8bit, quoted-printable or base64)."""
-    cte, payload = _encode_text(content, "utf-8", None, SMTP)
+    encoded: tuple[str, str] = _encode_text(content, "utf-8", None, SMTP)
+    cte, payload = encoded
     head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n'
     if mime_version:  # add_alternative() gives the new part a MIME-Version of its own
         head += "MIME-Version: 1.0\r\n"

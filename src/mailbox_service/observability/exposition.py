@@ -31,7 +31,7 @@ from mailbox_service.settings import MetricsSettings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # The `_created` timestamp series double every counter's output and nobody alerts on them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def prepare_multiprocess(owner: str) -> str:
@@ -53,7 +53,7 @@ def remove_multiprocess_dir(path: str) -> None:
 def child_died(pid: int) -> None:
     """Drop a dead child's live gauges (Socket.IO connections) from the sums."""
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def scrape_registry(extra: tuple[Collector, ...] = ()) -> CollectorRegistry:

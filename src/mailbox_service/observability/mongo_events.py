@@ -30,7 +30,7 @@ def _key(event: Any) -> tuple[int, Any]:
     return (event.request_id, event.connection_id)
 
 
-class CommandObserver(monitoring.CommandListener):  # type: ignore[misc]
+class CommandObserver(monitoring.CommandListener):
     def __init__(self) -> None:
         self._spans: dict[tuple[int, Any], Any] = {}
 

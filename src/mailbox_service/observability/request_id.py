@@ -15,6 +15,7 @@ import contextvars
 import os
 import re
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
@@ -53,7 +54,7 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         request_id = accepted_request_id(_header(scope, _HEADER_BYTES)) or new_request_id()
@@ -61,7 +62,7 @@ class RequestIdMiddleware:
         # Litestar's `request.state` is a view of scope["state"].
         state = scope.get("state")
         if state is None:
-            state = scope["state"] = {}  # type: ignore[typeddict-unknown-key]
+            state = scope["state"] = {}
         state["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

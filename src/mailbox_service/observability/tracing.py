@@ -19,6 +19,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -137,11 +138,11 @@ class TraceRequests:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _tracer is None or scope["type"] != "http":
+        if _tracer is None or scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
+        route = scope.get("path_template") or "unmatched"
         method = str(scope.get("method", "GET"))
         with _tracer.start_as_current_span(
             f"{method} {route}",
@@ -161,7 +162,7 @@ class TraceRequests:
             await self.app(scope, receive, send_traced)
 
 
-class TraceMessages(dramatiq.Middleware):  # type: ignore[misc]
+class TraceMessages(dramatiq.Middleware):
     """Worker side: each job runs inside a CONSUMER span that continues the producer's trace.
 
     dramatiq calls before/after_process_message on the worker thread that runs the job, so the

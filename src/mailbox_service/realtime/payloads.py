@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from socketio import packet
 
@@ -75,7 +76,7 @@ class EngineIoBodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            scope["type"] != "http"
+            scope["type"] != ScopeType.HTTP
             or scope.get("method") != "POST"
             or not scope["path"].startswith(self.path)
         ):

@@ -15,9 +15,9 @@ second two processes' ids are not in time order. Readers that page by `_id` ther
 return events older than a settle delay (events.SETTLE), by which time every event of those
 seconds is written - unless its insert took longer than the delay (the id is made before the
 insert; a failover can hold an insert for seconds): such an event reaches webhooks but can land
-behind a feed cursor already past it. A crash between a change and its event loses the event (the document still
-shows the change in the status API); the worker records its own outcomes right after the
-outbox write, so that window is one round trip.
+behind a feed cursor already past it. A crash between a change and its event loses the event
+(the document still shows the change in the status API); the worker records its own outcomes
+right after the outbox write, so that window is one round trip.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.enums import RequestEncodingType
+from litestar.enums import RequestEncodingType, ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import (
     ASGIApp,
@@ -89,7 +89,7 @@ class RequestSizeLimit:
         refusal = _refusal(scope) if scope["type"] in {"http", "websocket"} else None
         if refusal is None:
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
+        elif scope["type"] == ScopeType.WEBSOCKET:
             close: WebSocketCloseEvent = {"type": "websocket.close", "code": 1009, "reason": ""}
             await send(close)
         else:

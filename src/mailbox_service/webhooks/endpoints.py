@@ -21,7 +21,6 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Sequence
-from typing import Any
 
 import anyio.to_thread
 import msgspec
@@ -177,7 +176,7 @@ class BlockingEndpoints:
         return list(self.endpoints.find(subscribed(source, event_type)))
 
     def get(self, endpoint_id: str) -> Doc | None:
-        found: Any = self.endpoints.find_one({"_id": endpoint_id})
+        found: Doc | None = self.endpoints.find_one({"_id": endpoint_id})
         return found
 
     def disable(self, endpoint_id: str, reason: str) -> bool:
