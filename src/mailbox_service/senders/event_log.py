@@ -69,13 +69,7 @@ class BlockingEventLog:
         except PyMongoError as exc:
             _lost(stored, exc)
             return None
-        identifier = event_id(stored["_id"])
-        log.info(
-            "sender_event.recorded",
-            event_id=identifier,
-            type=type_,
-            document_id=stored["document_id"],
-        )
+        identifier = _recorded(stored)
         enqueue_dispatch(self.broker, identifier)
         return identifier
 
@@ -98,15 +92,21 @@ class EventLog:
         except PyMongoError as exc:
             _lost(stored, exc)
             return None
-        identifier = event_id(stored["_id"])
-        log.info(
-            "sender_event.recorded",
-            event_id=identifier,
-            type=type_,
-            document_id=stored["document_id"],
-        )
+        identifier = _recorded(stored)
         await anyio.to_thread.run_sync(enqueue_dispatch, self.broker, identifier)
         return identifier
+
+
+def _recorded(stored: Doc) -> str:
+    """Log the stored event; its public id."""
+    identifier = event_id(stored["_id"])
+    log.info(
+        "sender_event.recorded",
+        event_id=identifier,
+        type=stored["type"],
+        document_id=stored["document_id"],
+    )
+    return identifier
 
 
 def _lost(stored: Doc, exc: PyMongoError) -> None:
