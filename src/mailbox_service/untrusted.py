@@ -14,6 +14,11 @@ import msgspec
 
 from mailbox_service.errors import BadRequest, PayloadTooLarge
 
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+r"""Pattern of text that is not all whitespace, meaning the same under Python's `re` (msgspec,
+`str.strip`) and the ECMA regexes schema tools use: their `\s` differ (Python adds U+001C-1F and
+U+0085, ECMA adds U+FEFF), so both extras are named and neither counts as text."""
+
 MAX_QUOTED_CHARS = 64
 """The longest prefix of client text an error message repeats."""
 MAX_JSON_DEPTH = 32

@@ -21,6 +21,7 @@ from mailbox_service.lifecycle.legal_holds import LegalHolds
 from mailbox_service.server.auth import provide_admin_key
 from mailbox_service.server.deps import ApiKeyDep, ServicesDep
 from mailbox_service.server.openapi import documented, errors
+from mailbox_service.untrusted import NOT_BLANK
 
 MAX_REASON = 500
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -31,9 +32,9 @@ ACCOUNT_ROUTE = documented(parameters={"account_id": _ID_SCHEMA})
 
 
 class HoldRequest(msgspec.Struct):
-    # `\S`: some text that is not whitespace, by the same rule as the check below (Python's,
-    # which counts e.g. U+0085 as whitespace), so the schema and the answer agree.
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON, pattern=r"\S")]
+    # Some text that is not whitespace by Python's rule (the check below) or the schema
+    # tools' rule, so the schema and the answer agree (untrusted.NOT_BLANK).
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON, pattern=NOT_BLANK)]
     """Why the hold is set: a case number, a request."""
 
 

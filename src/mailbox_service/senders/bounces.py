@@ -30,6 +30,7 @@ from mailbox_service.senders.email_outcomes import already_read, for_sender
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.print_fallback import PrintFallback
 from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.untrusted import NOT_BLANK
 
 MAX_REASON = 500
 MAX_MESSAGE_ID = 998
@@ -41,7 +42,7 @@ _OUR_MESSAGE_ID = re.compile(r"^<([A-Za-z0-9][A-Za-z0-9._:-]{0,63})\.notificatio
 class BounceReport(msgspec.Struct, kw_only=True):
     """A bounce: which email (`document_id` or `message_id`, exactly one), why, how final."""
 
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON, pattern=r"\S")]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON, pattern=NOT_BLANK)]
     """The relay's diagnostic, e.g. `550 5.1.1 user unknown`; shown to the sender with email
     addresses masked."""
     document_id: (
