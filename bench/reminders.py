@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 
+from mailbox_service.clock import utcnow
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
@@ -36,7 +37,7 @@ from mailbox_service.senders.reminders import ReminderPass
 from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
 from mailbox_service.storage.documents import source_key
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 DATABASE = "reminders_bench"
 BATCH = 1_000

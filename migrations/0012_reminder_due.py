@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import load_registry
 from mailbox_service.log import get_logger
 from mailbox_service.migrate import MigrationContext
 from mailbox_service.senders.reminder_due import backfill_due
-from mailbox_service.storage.mongo import utcnow
 
 log = get_logger(__name__)
 

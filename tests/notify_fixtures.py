@@ -31,6 +31,7 @@ from dramatiq.brokers.stub import StubBroker
 from pymongo.collection import Collection
 
 from app_fixtures import invoice_metadata, sample_pdf, stop_process
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import load_registry
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
@@ -43,7 +44,7 @@ from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 T = TypeVar("T")
 

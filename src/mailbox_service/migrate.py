@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import ConfigurationError
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.mongo import Collections, utcnow
+from mailbox_service.storage.mongo import Collections
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.py$")
 

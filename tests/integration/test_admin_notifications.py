@@ -12,8 +12,8 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import cli, unique
+from mailbox_service.clock import utcnow
 from mailbox_service.server.services import Services
-from mailbox_service.storage.mongo import utcnow
 from notify_fixtures import channel_state, make_pending, store_document
 
 BASE = "/v1/admin/notifications"

@@ -15,9 +15,9 @@ from app_fixtures import cli, free_port
 from audit_fixtures import own_database
 from mailbox_service.audit import OPERATOR
 from mailbox_service.audit.entry import day_of, entry_hash
+from mailbox_service.clock import utcnow
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import utcnow
 
 
 @pytest.fixture

@@ -29,12 +29,13 @@ from mailbox_fixtures import bearer, portal_token
 from mailbox_service.backfill import importer
 from mailbox_service.backfill.report import ErrorLog
 from mailbox_service.backfill.runner import BackfillOptions, run_backfill
+from mailbox_service.clock import utcnow
 from mailbox_service.demo.archive import ArchiveSpec, write_archive
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import receive_path
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 TODAY = dt.datetime.now(dt.UTC).date()
 

@@ -30,6 +30,7 @@ from app_fixtures import (
     unique,
 )
 from mailbox_service.asgi import create_app
+from mailbox_service.clock import utcnow
 from mailbox_service.evidence.bundle import NO_KEY_ID_API
 from mailbox_service.evidence.keys import write_key_file
 from mailbox_service.lifecycle.holds import HoldStore
@@ -37,7 +38,6 @@ from mailbox_service.lifecycle.retention import RetentionPurge
 from mailbox_service.server.portal_auth.tokens import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import EvidenceSettings, Settings
-from mailbox_service.storage.mongo import utcnow
 from notify_fixtures import WorkerProcess, eventually, wait_status
 
 

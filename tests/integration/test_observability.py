@@ -31,13 +31,13 @@ from app_fixtures import (
 )
 from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
+from mailbox_service.clock import utcnow
 from mailbox_service.demo.archive import ArchiveSpec, write_archive
 from mailbox_service.notifications.outbox import ensure_indexes
 from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.observability.outbox_gauges import ChannelBacklog, measure
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import utcnow
 from metrics_scrape import Samples, parse, scrape, value
 from notify_fixtures import WorkerProcess, eventually, wait_status
 

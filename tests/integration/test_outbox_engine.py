@@ -27,6 +27,7 @@ from litestar.testing import AsyncTestClient
 from pymongo import MongoClient, UpdateOne, monitoring
 from pymongo.collection import Collection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import Conflict
 from mailbox_service.migrate import MigrationContext, discover
 from mailbox_service.notifications.delivery import Outcome
@@ -44,7 +45,7 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.server.portal_auth import mint_token
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Collections, Doc, utcnow
+from mailbox_service.storage.mongo import Collections, Doc
 from notify_fixtures import Harness, Maildir, make_pending, pending_email, store_document
 
 ISOLATED_DB = "mailbox_outbox_engine_tests"

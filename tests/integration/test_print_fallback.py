@@ -22,6 +22,7 @@ from pymongo.collection import Collection
 from app_fixtures import cli, invoice_metadata, post_document, unique
 from audit_fixtures import audit_entries
 from mailbox_fixtures import bearer, letter_metadata, portal_token
+from mailbox_service.clock import utcnow
 from mailbox_service.notifications.email import message_id
 from mailbox_service.notifications.worker import (
     connect_blocking,
@@ -30,7 +31,7 @@ from mailbox_service.notifications.worker import (
 )
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 from notify_fixtures import (
     Harness,
     WorkerProcess,

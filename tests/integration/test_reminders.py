@@ -31,6 +31,7 @@ from app_fixtures import cli, free_port, invoice_metadata, post_document, unique
 from explain_plans import Plan
 from mailbox_fixtures import bearer, portal_token
 from mailbox_service.asgi import create_app
+from mailbox_service.clock import utcnow
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.paths import migrations_dir
@@ -39,7 +40,7 @@ from mailbox_service.senders.reminder_due import due_at
 from mailbox_service.senders.reminders import INDEX, ReminderReport
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 from notify_fixtures import Harness, Maildir, WorkerProcess, eventually, parts
 
 PORTAL = "http://portal.test/portal"

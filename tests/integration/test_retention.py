@@ -26,6 +26,7 @@ from minio.retention import Retention
 
 from app_fixtures import cli, invoice_metadata, sample_pdf, unique
 from mailbox_service.asgi import create_app
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes.invoice import Invoice
 from mailbox_service.errors import Conflict
 from mailbox_service.ingestion.orphans import sweep_orphans
@@ -39,7 +40,7 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import DeleteRefused
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,13 @@ from pymongo import AsyncMongoClient
 
 from app_fixtures import unique
 from explain_plans import CommandLog, explain
+from mailbox_service.clock import utcnow
 from mailbox_service.lifecycle.retention import RETAIN_UNTIL_INDEX, RetentionPurge
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import Collections, Doc, client_options, utcnow
+from mailbox_service.storage.mongo import Collections, Doc, client_options
 
 SEED = 3_000
 EXPIRED = 30

@@ -14,9 +14,9 @@ from mailbox_service.admin.service import (
     encode_cursor,
     parse_channel,
     parse_status,
-    parse_time,
     stats_window,
 )
+from mailbox_service.clock import parse_time
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.delivery import RetryPolicy
 from mailbox_service.notifications.outbox import (

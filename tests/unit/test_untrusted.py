@@ -8,8 +8,9 @@ import msgspec
 import pytest
 
 from mailbox_service.errors import BadRequest, InvalidMetadata, PayloadTooLarge
-from mailbox_service.ingestion.schemas import convert_metadata, error_field
+from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.mailbox.schemas import PreferencesUpdate
+from mailbox_service.types import error_field
 from mailbox_service.untrusted import (
     MAX_JSON_DEPTH,
     MAX_QUOTED_CHARS,

@@ -27,12 +27,13 @@ from mailbox_service.admin.schemas import (
     NotificationStats,
     ResendResult,
 )
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.channels import CHANNELS, STATUSES, Channel
 from mailbox_service.notifications.outbox import AsyncOutbox, field
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.server.services import Services
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 from mailbox_service.untrusted import quoted
 
 DEFAULT_WINDOW = dt.timedelta(days=7)
@@ -60,21 +61,6 @@ def parse_status(value: str) -> str:
         known = ", ".join(STATUSES)
         raise BadRequest(f"status: unknown status {quoted(value)}; known: {known}", field="status")
     return value
-
-
-def parse_time(value: str | None, name: str) -> dt.datetime | None:
-    """A date (`2026-11-01`, midnight UTC) or an ISO 8601 time (`...T10:00:00Z`)."""
-    if value is None or value == "":
-        return None
-    try:
-        if len(value) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(
-            f"{name}: expected a date or an ISO 8601 time, got {quoted(value)}", field=name
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailbox_service.audit.entry import GENESIS, day_of, entry_hash, entry_id, link
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import MailboxError
-from mailbox_service.storage.mongo import Collections, Doc, utcnow
+from mailbox_service.storage.mongo import Collections, Doc
 
 MAX_LINK_ATTEMPTS = 100
 VERIFY_BATCH = 1000

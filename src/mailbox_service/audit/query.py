@@ -20,9 +20,9 @@ import msgspec
 from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from mailbox_service.admin.service import parse_time
 from mailbox_service.audit.entry import ACTIONS
 from mailbox_service.audit.schemas import AuditActor, AuditItem, AuditPage
+from mailbox_service.clock import parse_time
 from mailbox_service.errors import BadRequest
 from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
 from mailbox_service.storage.documents import one_batch

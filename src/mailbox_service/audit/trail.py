@@ -16,9 +16,10 @@ from typing import Any
 
 from mailbox_service.audit.chain import AuditChain
 from mailbox_service.audit.entry import ACTIONS, Actor, actor_id, plain_details
+from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
 from mailbox_service.settings import AuditSettings
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 

@@ -49,7 +49,8 @@ from mailbox_service.backup.layout import (
     write_manifest,
 )
 from mailbox_service.backup.storage import Storage
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.clock import utcnow
+from mailbox_service.storage.mongo import Doc
 
 BATCH = 500
 COMPRESSION = 1

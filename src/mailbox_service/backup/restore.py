@@ -35,9 +35,10 @@ from mailbox_service.backfill.report import Tally
 from mailbox_service.backup.layout import Manifest, blob_name, blob_path, decode_line
 from mailbox_service.backup.storage import MIGRATIONS, Storage
 from mailbox_service.backup.verify import iter_lines
+from mailbox_service.clock import utcnow
 from mailbox_service.migrate import Migrator
 from mailbox_service.storage.blobs import PART_SIZE, BlobStore
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 BATCH = 500
 DUPLICATE_KEY = 11000

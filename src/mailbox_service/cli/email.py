@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import load_registry
 from mailbox_service.errors import InvalidMetadata
 from mailbox_service.notifications.email import EmailRenderer
@@ -20,7 +21,6 @@ from mailbox_service.notifications.preview import (
 )
 from mailbox_service.paths import templates_dir
 from mailbox_service.settings import load_settings
-from mailbox_service.storage.mongo import utcnow
 
 
 @click.group()

@@ -6,9 +6,10 @@ import click
 import msgspec
 
 from mailbox_service.admin.schemas import NotificationPage, NotificationStats
-from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin, parse_time
+from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin
 from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
+from mailbox_service.clock import parse_time
 from mailbox_service.notifications.channels import CHANNELS, STATUSES
 from mailbox_service.server.services import Services
 

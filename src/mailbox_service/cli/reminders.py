@@ -9,11 +9,11 @@ import click
 from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.retention import parse_at
 from mailbox_service.cli.runtime import run_with_services
+from mailbox_service.clock import utcnow
 from mailbox_service.senders.periodic import build_renderer, reminder_pass
 from mailbox_service.senders.reminder_due import backfill_due
 from mailbox_service.senders.reminders import ReminderReport, window
 from mailbox_service.server.services import Services
-from mailbox_service.storage.mongo import utcnow
 
 
 def report_lines(report: ReminderReport, days_before_due: int) -> list[str]:

@@ -10,9 +10,9 @@ import click
 import msgspec
 
 from mailbox_service.errors import InvalidMetadata
-from mailbox_service.ingestion.schemas import AccountId
 from mailbox_service.server.portal_auth.tokens import mint_token
 from mailbox_service.settings import load_settings
+from mailbox_service.types import AccountId
 
 
 @click.group()

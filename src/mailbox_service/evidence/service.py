@@ -9,6 +9,7 @@ from functools import cached_property
 
 import msgspec
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import Gone, NotConfigured, NotFound
 from mailbox_service.evidence.bundle import build_evidence
 from mailbox_service.evidence.canonical import canonical_json, rfc3339
@@ -18,7 +19,7 @@ from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.lifecycle.tombstones import TombstoneStore
 from mailbox_service.settings import EvidenceSettings
 from mailbox_service.storage.documents import DocumentStore
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 WHY_GONE = {
     "retention": "its retention period ended",

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
+from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobInfo, BlobStore, DeleteRefused
 from mailbox_service.storage.documents import DocumentStore
-from mailbox_service.storage.mongo import utcnow
 
 log = get_logger(__name__)
 

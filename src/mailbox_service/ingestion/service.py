@@ -17,6 +17,7 @@ import anyio
 import msgspec
 from pymongo.errors import BulkWriteError
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.errors import (
     Conflict,
@@ -26,7 +27,7 @@ from mailbox_service.errors import (
     UnsupportedContent,
 )
 from mailbox_service.ingestion.delivery import DeliveryDecision, decide_delivery
-from mailbox_service.ingestion.schemas import DocumentMetadata, IngestResponse, error_field
+from mailbox_service.ingestion.schemas import DocumentMetadata, IngestResponse
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import Channel
@@ -42,7 +43,8 @@ from mailbox_service.storage.documents import (
     new_document_id,
     source_key,
 )
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
+from mailbox_service.types import error_field
 
 log = get_logger(__name__)
 

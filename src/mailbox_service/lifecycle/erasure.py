@@ -19,12 +19,13 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.lifecycle.holds import HoldStore, document_hold, unheld_filter
 from mailbox_service.lifecycle.tombstones import TombstoneStore
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.mongo import Collections, Doc, utcnow
+from mailbox_service.storage.mongo import Collections, Doc
 
 log = get_logger(__name__)
 

@@ -17,7 +17,8 @@ import datetime as dt
 
 import msgspec
 
-from mailbox_service.storage.mongo import Collections, Doc, utcnow
+from mailbox_service.clock import utcnow
+from mailbox_service.storage.mongo import Collections, Doc
 
 HOLD_FIELD = "hold"
 

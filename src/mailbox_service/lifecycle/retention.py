@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.lifecycle.holds import HOLD_FIELD, HoldStore, document_hold, unheld_filter
 from mailbox_service.lifecycle.tombstones import TOMBSTONE_FIELDS, TombstoneStore
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.documents import one_batch
-from mailbox_service.storage.mongo import Collections, Doc, utcnow
+from mailbox_service.storage.mongo import Collections, Doc
 
 log = get_logger(__name__)
 

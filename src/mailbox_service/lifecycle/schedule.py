@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from mailbox_service.audit import OPERATOR, AuditChain, AuditTrail
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.lifecycle.retention import PurgeReport, RetentionPurge
 from mailbox_service.log import get_logger
@@ -18,7 +19,7 @@ from mailbox_service.periodic import PeriodicThread
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.leases import RunLease
-from mailbox_service.storage.mongo import Collections, connect, utcnow
+from mailbox_service.storage.mongo import Collections, connect
 
 log = get_logger(__name__)
 

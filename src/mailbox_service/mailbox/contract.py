@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbox_service.ingestion.schemas import AccountId
 from mailbox_service.mailbox.cursor import MAX_CURSOR_LENGTH
 from mailbox_service.mailbox.schemas import PreferencesUpdate
 from mailbox_service.server.openapi import (
@@ -20,6 +19,7 @@ from mailbox_service.server.openapi import (
     documented,
     struct_components,
 )
+from mailbox_service.types import AccountId
 
 _ACCOUNT_ID = struct_components(AccountId)[0][0]
 _INSTANT = {

@@ -12,7 +12,7 @@ import msgspec
 
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import BadRequest
-from mailbox_service.ingestion.schemas import AccountId
+from mailbox_service.types import AccountId
 from mailbox_service.untrusted import quoted
 
 DEFAULT_LIMIT = 20

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from mailbox_service.ingestion.schemas import Email, Locale
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.types import Email, Locale
 
 
 class DocumentItem(msgspec.Struct, frozen=True):

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import msgspec
 from pymongo import DESCENDING, ReturnDocument
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import DependencyUnavailable, InvalidMetadata, NotFound
-from mailbox_service.ingestion.schemas import error_field
 from mailbox_service.log import get_logger
 from mailbox_service.mailbox import access
 from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
@@ -41,7 +41,8 @@ from mailbox_service.senders.event_log import EventLog
 from mailbox_service.server.portal_auth.tokens import PortalUser
 from mailbox_service.storage.accounts import Account, AccountStore
 from mailbox_service.storage.documents import DocumentStore, one_batch
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
+from mailbox_service.types import error_field
 
 log = get_logger(__name__)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
 from mailbox_service.log import get_logger
@@ -44,7 +45,6 @@ from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.senders.email_outcomes import EmailOutcomes, FailureCause
 from mailbox_service.settings import NotifySettings, Settings
-from mailbox_service.storage.mongo import utcnow
 
 log = get_logger(__name__)
 

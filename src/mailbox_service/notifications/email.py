@@ -38,9 +38,9 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from mailbox_service.doctypes import DocumentType, DocumentView
-from mailbox_service.ingestion.schemas import Email
 from mailbox_service.notifications.failures import PermanentFailure
 from mailbox_service.notifications.formatting import format_date, format_money
+from mailbox_service.types import Email
 
 SUBJECT, BODY_TEXT, BODY_HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
 LAYOUT_FOLDER = "_base"

@@ -45,10 +45,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import Conflict, NotFound
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import Channel
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 

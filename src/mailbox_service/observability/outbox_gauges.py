@@ -25,9 +25,10 @@ from prometheus_client.registry import Collector
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import CHANNELS
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 

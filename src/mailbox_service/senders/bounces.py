@@ -23,13 +23,14 @@ from msgspec import UNSET, UnsetType
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import Conflict, InvalidMetadata, NotFound
-from mailbox_service.ingestion.schemas import error_field
 from mailbox_service.notifications.outbox import ChannelChange
 from mailbox_service.senders.email_outcomes import already_read, for_sender
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.print_fallback import PrintFallback
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
+from mailbox_service.types import error_field
 from mailbox_service.untrusted import NOT_BLANK
 
 MAX_REASON = 500

@@ -29,7 +29,8 @@ from typing import Any, Literal
 import msgspec
 from bson import ObjectId
 
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.clock import utcnow
+from mailbox_service.storage.mongo import Doc
 
 EventType = Literal[
     "document.delivered",

@@ -25,10 +25,11 @@ from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import BadRequest
 from mailbox_service.senders.events import SETTLE, SenderEvent, object_id_of, to_event
 from mailbox_service.storage.documents import one_batch
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -22,6 +22,7 @@ import dramatiq
 
 from mailbox_service.audit import OPERATOR, AuditChain, AuditTrail
 from mailbox_service.audit.entry import AuditAction
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.email import EmailRenderer
@@ -34,7 +35,7 @@ from mailbox_service.senders.print_fallback import PrintFallback
 from mailbox_service.senders.reminders import ReminderPass
 from mailbox_service.settings import Settings
 from mailbox_service.storage.leases import RunLease
-from mailbox_service.storage.mongo import Collections, connect, utcnow
+from mailbox_service.storage.mongo import Collections, connect
 
 log = get_logger(__name__)
 

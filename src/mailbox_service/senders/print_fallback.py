@@ -18,8 +18,9 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.senders.event_log import BlockingEventLog, EventLog
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 MAX_REASON_CHARS = 500
 """A reason is shown to senders and operators; a relay's essay is cut to this."""

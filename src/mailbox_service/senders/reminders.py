@@ -46,6 +46,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
 from mailbox_service.log import get_logger
@@ -65,7 +66,7 @@ from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.senders.reminder_due import due_at
 from mailbox_service.settings import Settings
 from mailbox_service.storage.documents import one_batch
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 

@@ -22,14 +22,15 @@ import msgspec
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import DependencyUnavailable, InvalidMetadata
-from mailbox_service.ingestion.schemas import error_field
 from mailbox_service.log import get_logger
 from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.status import DocumentStatus
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
+from mailbox_service.types import error_field
 
 log = get_logger(__name__)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from mailbox_service.storage.mongo import Collections, Doc, utcnow
+from mailbox_service.clock import utcnow
+from mailbox_service.storage.mongo import Collections, Doc
 
 
 class ConsentChange(msgspec.Struct, frozen=True):

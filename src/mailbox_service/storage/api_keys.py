@@ -20,7 +20,8 @@ from typing import Literal
 
 import msgspec
 
-from mailbox_service.storage.mongo import Collections, utcnow
+from mailbox_service.clock import utcnow
+from mailbox_service.storage.mongo import Collections
 
 Scope = Literal["ingest", "admin"]
 SCOPES: tuple[Scope, ...] = ("ingest", "admin")

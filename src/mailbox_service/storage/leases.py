@@ -16,7 +16,8 @@ import socket
 
 from pymongo.errors import DuplicateKeyError
 
-from mailbox_service.storage.mongo import Collections, utcnow
+from mailbox_service.clock import utcnow
+from mailbox_service.storage.mongo import Collections
 
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 

@@ -112,9 +112,3 @@ class Collections:
     def audit_heads(self) -> AsyncCollection[Doc]:
         """One document per UTC day: the last sequence number and hash of that day's chain."""
         return self.db["audit_heads"]
-
-
-def utcnow() -> dt.datetime:
-    """Now, truncated to milliseconds: what MongoDB stores, so values round-trip equal."""
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -29,11 +29,12 @@ import dramatiq
 import msgspec
 from pymongo.collection import Collection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
 from mailbox_service.observability import metrics, tracing
 from mailbox_service.senders.events import WEBHOOK_QUEUE, object_id_of
 from mailbox_service.settings import WebhookSettings
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 from mailbox_service.webhooks.deliveries import (
     Attempt,
     BlockingDeliveries,

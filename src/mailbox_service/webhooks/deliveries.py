@@ -32,8 +32,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import Conflict, NotFound
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 
 DELIVERY_PREFIX = "whmsg_"
 LOG_SIZE = 20

@@ -28,9 +28,10 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.errors import InvalidMetadata, NotFound
 from mailbox_service.senders.events import EVENT_TYPES
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 from mailbox_service.webhooks.signing import new_secret
 from mailbox_service.webhooks.url_policy import check_for_endpoint
 

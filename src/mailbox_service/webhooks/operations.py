@@ -11,8 +11,9 @@ import anyio.to_thread
 import dramatiq
 import msgspec
 
+from mailbox_service.clock import utcnow
 from mailbox_service.settings import WebhookSettings
-from mailbox_service.storage.mongo import Collections, utcnow
+from mailbox_service.storage.mongo import Collections
 from mailbox_service.webhooks.courier import WebhookJobs
 from mailbox_service.webhooks.deliveries import (
     DELIVERY_PREFIX,

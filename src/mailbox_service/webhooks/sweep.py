@@ -17,11 +17,12 @@ from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 
+from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
 from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.event_log import enqueue_dispatch
 from mailbox_service.senders.events import event_id
-from mailbox_service.storage.mongo import Doc, utcnow
+from mailbox_service.storage.mongo import Doc
 from mailbox_service.webhooks.courier import WebhookJobs
 from mailbox_service.webhooks.deliveries import BlockingDeliveries
 

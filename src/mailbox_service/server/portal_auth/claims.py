@@ -22,7 +22,7 @@ from typing import Any, Literal
 import msgspec
 
 from mailbox_service.errors import Unauthenticated
-from mailbox_service.ingestion.schemas import AccountId
+from mailbox_service.types import AccountId
 
 MAX_ACCOUNTS = 1000
 SUPPORT_ROLE = "support"
