@@ -27,14 +27,14 @@ from pathlib import Path
 
 import httpx
 
+from mailbox_service.auth import mint_token
 from mailbox_service.clock import utcnow
 from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.portal_auth import mint_token
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
+from mailbox_service.wiring.services import Services
 
 DATABASE = "mailbox_bench_audit"
 BENCH_SECRET = "bench-only-hs256-secret-0123456789abcdef"

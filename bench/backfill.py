@@ -46,9 +46,9 @@ from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.log import configure_logging
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
 from mailbox_service.storage.documents import source_key
+from mailbox_service.wiring.services import Services
 
 MiB = 1024 * 1024
 RAW_COLLECTION = "bench_raw_documents"

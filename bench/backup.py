@@ -47,9 +47,9 @@ from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.doctypes import load_registry
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
 from mailbox_service.storage.documents import blob_key, new_document_id, source_key
+from mailbox_service.wiring.services import Services
 
 MIB = 1024 * 1024
 

@@ -40,8 +40,8 @@ from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
+from mailbox_service.wiring.services import Services
 
 
 def percentile(values: list[float], pct: float) -> float:

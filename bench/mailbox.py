@@ -53,21 +53,21 @@ from typing import Any
 
 import httpx
 import socketio
+from mailbox_service.mailbox.cursor import Position
 
+from mailbox_service.auth import mint_token
 from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.devstack import Stack, StackConfig
-from mailbox_service.mailbox.cursor import Position
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import ITEM_PROJECTION
 from mailbox_service.mailbox.service import SORT, UNREAD_ROWS_BATCH, list_query, unread_pipeline
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.realtime.emitter import RealtimeEmitter
-from mailbox_service.server.portal_auth import mint_token
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
 from mailbox_service.storage.documents import one_batch, source_key
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.wiring.services import Services
 
 DATABASE = "mailbox_bench"
 PAGE = 20

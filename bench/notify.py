@@ -67,10 +67,10 @@ from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.log import configure_logging
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
 from mailbox_service.storage.documents import blob_key
 from mailbox_service.webhooks.operations import WebhookOperations
+from mailbox_service.wiring.services import Services
 
 WARMUP = 20
 HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.default)

@@ -32,9 +32,9 @@ from litestar import get
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.log import configure_logging
 from mailbox_service.ratelimit import RateLimiter, limiter_redis
-from mailbox_service.server.app import create_litestar
-from mailbox_service.server.services import Services
 from mailbox_service.settings import RateSettings, Settings, load_settings
+from mailbox_service.wiring.app import create_litestar
+from mailbox_service.wiring.services import Services
 
 BIG_BUDGET = 1_000_000_000  # never refuses: every call does the full script
 

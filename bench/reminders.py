@@ -34,10 +34,10 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.senders.periodic import build_renderer, reminder_pass
 from mailbox_service.senders.reminder_due import due_at
 from mailbox_service.senders.reminders import ReminderPass
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
 from mailbox_service.storage.documents import source_key
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.wiring.services import Services
 
 DATABASE = "reminders_bench"
 BATCH = 1_000

@@ -39,15 +39,15 @@ from pathlib import Path
 import httpx
 from minio.deleteobjects import DeleteObject
 
+from mailbox_service.auth import mint_token
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.lifecycle.retention import RetentionPurge
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.portal_auth import mint_token
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
 from mailbox_service.storage.documents import source_key
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.wiring.services import Services
 
 DATABASE = "retention_bench"
 BUCKET = "retention-bench"

@@ -28,8 +28,8 @@ from mailbox_service.asgi import create_app
 from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings, load_settings
+from mailbox_service.wiring.services import Services
 
 TEST_JWT_SECRET = "test-only-hs256-secret-0123456789abcdef"
 

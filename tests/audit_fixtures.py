@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from app_fixtures import unique
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.wiring.services import Services
 from notify_fixtures import eventually
 
 

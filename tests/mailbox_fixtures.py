@@ -9,7 +9,7 @@ import httpx
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import invoice_metadata, post_document, sample_pdf, unique
-from mailbox_service.server.portal_auth import mint_token
+from mailbox_service.auth import mint_token
 from mailbox_service.settings import Settings
 
 Client = httpx.AsyncClient | AsyncTestClient[Any]

@@ -28,6 +28,7 @@ import msgspec
 import pytest
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
+from mailbox_service.notifications.outbox import Outbox
 from pymongo.collection import Collection
 
 from app_fixtures import invoice_metadata, sample_pdf, stop_process
@@ -37,14 +38,13 @@ from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.notifications.delivery import Deliverer
 from mailbox_service.notifications.email import EmailRenderer
-from mailbox_service.notifications.outbox import Outbox
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.wiring.services import Services
 
 T = TypeVar("T")
 

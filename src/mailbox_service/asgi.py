@@ -9,14 +9,14 @@ from typing import Any
 
 import socketio
 
+from mailbox_service.auth.tokens import TokenVerifier
 from mailbox_service.observability.request_id import RequestIdMiddleware
 from mailbox_service.realtime.payloads import EngineIoBodyLimit
 from mailbox_service.realtime.server import create_socketio_server
-from mailbox_service.server.app import create_litestar
-from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.server.request_limits import RequestSizeLimit
 from mailbox_service.server.security_headers import SecurityHeaders
 from mailbox_service.settings import Settings, load_settings
+from mailbox_service.wiring.app import create_litestar
 
 
 def create_app(settings: Settings | None = None) -> Any:

@@ -22,7 +22,7 @@ from portal_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, ROOT, Browser, sta
 from app_fixtures import LiveServer, start_live_server, stop_process
 from mailbox_service.demo.seed import DemoSeed, seed_demo
 from mailbox_service.portal.pages import VENDOR_SOCKET_IO
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 from notify_fixtures import WorkerProcess
 
 

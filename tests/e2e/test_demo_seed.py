@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from app_fixtures import cli
+from mailbox_service.auth.tokens import PortalUser
 from mailbox_service.demo.seed import (
     ARCHIVED_REFS,
     DEMO_ACCOUNTS,
@@ -17,8 +18,7 @@ from mailbox_service.demo.seed import (
     seed_demo,
 )
 from mailbox_service.mailbox.filters import ListFilters
-from mailbox_service.server.portal_auth.tokens import PortalUser
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 def test_the_plan_is_fixed_apart_from_its_dates() -> None:

@@ -17,9 +17,9 @@ from app_fixtures import cli
 from mailbox_service.demo.seed import DEMO_USERS
 from mailbox_service.portal.controller import safe_next
 from mailbox_service.portal.pages import VENDOR_SOCKET_IO
-from mailbox_service.server.app import create_litestar
-from mailbox_service.server.services import Services
 from mailbox_service.settings import Settings
+from mailbox_service.wiring.app import create_litestar
+from mailbox_service.wiring.services import Services
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

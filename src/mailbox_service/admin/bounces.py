@@ -14,6 +14,7 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from mailbox_service.audit.http import record_key
+from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.senders.bounces import (
     ONE_EMAIL,
     BounceIntake,
@@ -23,8 +24,7 @@ from mailbox_service.senders.bounces import (
 )
 from mailbox_service.senders.email_outcomes import for_sender
 from mailbox_service.senders.print_fallback import PrintFallback
-from mailbox_service.server.auth import provide_admin_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import documented, errors, struct_components
 
 

@@ -13,9 +13,9 @@ from mailbox_service.admin import contract
 from mailbox_service.admin.schemas import NotificationPage, NotificationStats, ResendResult
 from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin
 from mailbox_service.audit.http import record_key
+from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.clock import parse_time
-from mailbox_service.server.auth import provide_admin_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import errors
 
 

@@ -15,11 +15,11 @@ from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from mailbox_service.audit.http import record_key
+from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.errors import InvalidMetadata
 from mailbox_service.lifecycle.holds import Hold
 from mailbox_service.lifecycle.legal_holds import LegalHolds
-from mailbox_service.server.auth import provide_admin_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import documented, errors
 from mailbox_service.untrusted import NOT_BLANK
 

@@ -32,9 +32,9 @@ from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.channels import CHANNELS, STATUSES, Channel
 from mailbox_service.notifications.outbox import AsyncOutbox, field
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.server.services import Services
 from mailbox_service.storage.mongo import Doc
 from mailbox_service.untrusted import quoted
+from mailbox_service.wiring.services import Services
 
 DEFAULT_WINDOW = dt.timedelta(days=7)
 MAX_WINDOW = dt.timedelta(days=366)

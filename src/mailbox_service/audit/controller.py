@@ -18,8 +18,8 @@ from mailbox_service.audit.query import (
     AuditQuery,
 )
 from mailbox_service.audit.schemas import AuditPage
-from mailbox_service.server.auth import provide_admin_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import errors
 
 

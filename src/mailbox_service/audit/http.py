@@ -8,23 +8,29 @@ the response is sent, so a failing request is answered as fast as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar import Request
 from litestar.background_tasks import BackgroundTask
 
 from mailbox_service.audit.alerts import AlertKind
 from mailbox_service.audit.entry import ANONYMOUS, PortalCaller, key_actor, portal_actor
+from mailbox_service.auth import providers
+from mailbox_service.auth.providers import PORTAL_USER_STATE
 from mailbox_service.errors import MailboxError, NotFound, Unauthenticated
-from mailbox_service.server import rate_limit
 
 if TYPE_CHECKING:
-    from mailbox_service.server.services import Services
+    from mailbox_service.audit.trail import AuditTrail
     from mailbox_service.storage.api_keys import ApiKey
 
 PORTAL_PATH = "/v1/mailbox/"
-PORTAL_USER_STATE = "portal_user"
-"""`request.state` key under which the portal guard leaves the authenticated caller."""
+
+
+class Audited(Protocol):
+    """What a controller's dependency offers for recording: the trail."""
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 def client_address(request: Request[Any, Any, Any]) -> str | None:
@@ -32,7 +38,7 @@ def client_address(request: Request[Any, Any, Any]) -> str | None:
     services = request.app.state.get("services")
     budgets = getattr(services, "rate_limits", None)
     if budgets is not None:
-        return rate_limit.client_address(request, budgets)
+        return providers.client_address(request, budgets)
     return request.client.host if request.client else None
 
 
@@ -88,7 +94,7 @@ async def _follow(
 
 async def record_portal(
     request: Request[Any, Any, Any],
-    services: Services,
+    services: Audited,
     user: PortalCaller,
     action: str,
     *,
@@ -109,7 +115,7 @@ async def record_portal(
 
 async def record_key(
     request: Request[Any, Any, Any],
-    services: Services,
+    services: Audited,
     key: ApiKey,
     action: str,
     *,

@@ -29,7 +29,7 @@ from mailbox_service.storage.documents import one_batch
 from mailbox_service.storage.mongo import Doc
 
 if TYPE_CHECKING:
-    from mailbox_service.server.services import Services
+    from mailbox_service.wiring.services import Services
 
 SORT: list[tuple[str, int]] = [("at", DESCENDING), ("_id", DESCENDING)]
 DEFAULT_LIMIT = 50

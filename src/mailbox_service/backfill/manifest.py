@@ -22,7 +22,7 @@ from typing import Any, Literal
 import msgspec
 
 from mailbox_service.doctypes import DocumentTypeRegistry
-from mailbox_service.errors import ConfigurationError, ServiceError
+from mailbox_service.errors import ConfigurationError
 
 Format = Literal["jsonl", "csv"]
 
@@ -222,7 +222,7 @@ def type_textual_attributes(
 # -- files ------------------------------------------------------------------------------------
 
 
-class FileRefused(ServiceError, ValueError):
+class FileRefused(ValueError):
     """The record's `file` is missing or points outside the base directory."""
 
 

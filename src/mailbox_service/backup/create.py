@@ -50,7 +50,6 @@ from mailbox_service.backup.layout import (
 )
 from mailbox_service.backup.storage import Storage
 from mailbox_service.clock import utcnow
-from mailbox_service.errors import ServiceError
 from mailbox_service.storage.mongo import Doc
 
 BATCH = 500
@@ -60,9 +59,7 @@ two busy cores (profile of `bench/backup.py`); level 1 costs a few percent more 
 """Documents read, and their files copied, per step: enough to keep every worker busy."""
 
 
-class AlteredBlob(ServiceError):
-    """A file's bytes no longer match the sha256 stored with its document; `actual` is theirs."""
-
+class AlteredBlob(Exception):
     def __init__(self, actual: str) -> None:
         super().__init__(actual)
         self.actual = actual

@@ -10,8 +10,8 @@ from mailbox_service.cli.confirm import confirm_or_abort
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.errors import InvalidMetadata
 from mailbox_service.lifecycle.erasure import Erasure
-from mailbox_service.server.services import Services
 from mailbox_service.types import AccountId, Email, Locale
+from mailbox_service.wiring.services import Services
 
 
 def _check(value: str | None, kind: object, name: str) -> None:

@@ -9,7 +9,7 @@ from mailbox_service.cli.retention import parse_at
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.senders.acknowledgement import AcknowledgementPass
 from mailbox_service.senders.print_fallback import PrintFallback
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 @click.group()

@@ -13,7 +13,7 @@ from mailbox_service.audit.entry import ACTIONS
 from mailbox_service.audit.query import MAX_LIMIT, AuditFilters, AuditQuery
 from mailbox_service.audit.schemas import AuditItem, AuditPage
 from mailbox_service.cli.runtime import run_with_services
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 SETTLE_S = 3.0
 """How long verify waits before it calls a gap at the end of today's chain a gap."""

@@ -24,7 +24,7 @@ from mailbox_service.backfill.progress import progress_for
 from mailbox_service.backfill.report import ErrorLog, Summary, format_summary
 from mailbox_service.backfill.runner import BackfillOptions, run_backfill, stop_on_signals
 from mailbox_service.cli.runtime import run_with_services
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 EXIT_OK = 0
 EXIT_FAILED = 1

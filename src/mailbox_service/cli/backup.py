@@ -26,8 +26,8 @@ from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.log import configure_logging
 from mailbox_service.migrate import discover
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
+from mailbox_service.wiring.services import Services
 
 DIRECTORY = click.Path(path_type=Path, file_okay=False)
 

@@ -34,8 +34,8 @@ from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.errors import DependencyUnavailable
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
+from mailbox_service.wiring.services import Services
 
 DEV_KEY_FILE = "ingest-key"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

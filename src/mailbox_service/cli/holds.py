@@ -9,7 +9,7 @@ from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.errors import NotFound
 from mailbox_service.lifecycle.holds import Hold
 from mailbox_service.lifecycle.legal_holds import LegalHolds
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 def hold_line(hold: Hold) -> str:

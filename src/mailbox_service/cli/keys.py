@@ -9,8 +9,8 @@ import click
 from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.errors import NotFound
-from mailbox_service.server.services import Services
 from mailbox_service.storage.api_keys import SCOPES
+from mailbox_service.wiring.services import Services
 
 
 def _source_name(_: click.Context, __: click.Parameter, value: str) -> str:

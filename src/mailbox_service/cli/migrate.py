@@ -7,7 +7,7 @@ import click
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 def migrator_for(services: Services) -> Migrator:

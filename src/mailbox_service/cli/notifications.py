@@ -11,7 +11,7 @@ from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.clock import parse_time
 from mailbox_service.notifications.channels import CHANNELS, STATUSES
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

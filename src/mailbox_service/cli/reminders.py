@@ -13,7 +13,7 @@ from mailbox_service.clock import utcnow
 from mailbox_service.senders.periodic import build_renderer, reminder_pass
 from mailbox_service.senders.reminder_due import backfill_due
 from mailbox_service.senders.reminders import ReminderReport, window
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 def report_lines(report: ReminderReport, days_before_due: int) -> list[str]:

@@ -11,7 +11,7 @@ from mailbox_service.cli.confirm import confirm_or_abort
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.clock import utcnow
 from mailbox_service.lifecycle.retention import PurgePlan, RetentionPurge
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 def parse_at(value: str | None) -> dt.datetime:

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from mailbox_service.log import configure_logging
-from mailbox_service.server.services import Services
 from mailbox_service.settings import load_settings
+from mailbox_service.wiring.services import Services
 
 T = TypeVar("T")
 

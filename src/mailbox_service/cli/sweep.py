@@ -8,7 +8,7 @@ import click
 
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.ingestion.orphans import sweep_orphans
-from mailbox_service.server.services import Services
+from mailbox_service.wiring.services import Services
 
 
 @click.command()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 import msgspec
 
+from mailbox_service.auth.tokens import mint_token
 from mailbox_service.errors import InvalidMetadata
-from mailbox_service.server.portal_auth.tokens import mint_token
 from mailbox_service.settings import load_settings
 from mailbox_service.types import AccountId
 

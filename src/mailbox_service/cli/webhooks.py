@@ -13,10 +13,10 @@ import click
 from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.errors import MailboxError
-from mailbox_service.server.services import Services
 from mailbox_service.webhooks.deliveries import DELIVERY_STATUSES, WebhookDelivery
 from mailbox_service.webhooks.endpoints import WebhookEndpoint
 from mailbox_service.webhooks.operations import WebhookOperations
+from mailbox_service.wiring.services import Services
 
 
 def _ops(services: Services) -> WebhookOperations:

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mailbox_service.auth.tokens import PortalUser
 from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import FileReceiver
-from mailbox_service.server.portal_auth.tokens import PortalUser
-from mailbox_service.server.services import Services
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.wiring.services import Services
 
 DEMO_SOURCE = "demo"
 """The sending system's name of every seeded document; (source, source_ref) makes it idempotent."""

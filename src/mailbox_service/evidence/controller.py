@@ -9,15 +9,20 @@ from litestar.di import Provide
 from litestar.params import FromPath
 
 from mailbox_service.audit.http import record_key
+from mailbox_service.auth.providers import (
+    ApiKeyDep,
+    provide_admin_key,
+    provide_any_key,
+    provide_ingest_key,
+)
 from mailbox_service.evidence.schemas import PublicKey, SignedEvidence
 from mailbox_service.evidence.service import EvidenceService
 from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.lifecycle.tombstones import TombstoneStore
-from mailbox_service.server.auth import provide_admin_key, provide_any_key, provide_ingest_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import errors
-from mailbox_service.server.services import Services
 from mailbox_service.storage.api_keys import ApiKey
+from mailbox_service.wiring.services import Services
 
 NOT_CONFIGURED = "`MAILBOX_EVIDENCE_KEY_FILE` is not set on this server: no key to sign with."
 GONE = "The document was purged (retention) or erased; the message says when and why."

@@ -9,6 +9,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from mailbox_service.auth.providers import ApiKeyDep, provide_any_key, provide_ingest_key
 from mailbox_service.errors import Forbidden, PayloadTooLarge
 from mailbox_service.ingestion.contract import ingest_request_body
 from mailbox_service.ingestion.multipart import read_upload
@@ -18,8 +19,7 @@ from mailbox_service.ingestion.schemas import (
     IngestResponse,
     decode_metadata,
 )
-from mailbox_service.server.auth import provide_any_key, provide_ingest_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import documented, errors, response
 
 # Multipart framing and the metadata part come on top of the file itself.

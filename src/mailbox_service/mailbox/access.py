@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Set
 
+from mailbox_service.auth.claims import PortalUser
 from mailbox_service.doctypes.registry import DocumentTypeRegistry
 from mailbox_service.errors import Forbidden, NotFound, StepUpRequired
-from mailbox_service.server.portal_auth.claims import PortalUser
 
 # What a 403 means on each kind of route, for the OpenAPI document.
 READ_ONLY_403 = {403: "The support role is read-only (`reader` or `owner` needed)."}

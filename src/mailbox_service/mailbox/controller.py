@@ -10,6 +10,7 @@ from litestar.params import Body, FromPath, Parameter
 from litestar.response import Stream
 
 from mailbox_service.audit.http import record_portal
+from mailbox_service.auth.providers import PortalUserDep, provide_portal_user
 from mailbox_service.mailbox import access, content, contract
 from mailbox_service.mailbox.filters import DEFAULT_LIMIT, MAX_LIMIT, parse_filters
 from mailbox_service.mailbox.schemas import (
@@ -20,10 +21,9 @@ from mailbox_service.mailbox.schemas import (
     detail_from,
 )
 from mailbox_service.mailbox.service import decode_preferences
-from mailbox_service.server.deps import PortalUserDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.errors import error_body
 from mailbox_service.server.openapi import errors, response
-from mailbox_service.server.portal_auth.guard import provide_portal_user
 
 DOCUMENT = "/documents/{document_id:str}"
 

@@ -7,10 +7,8 @@ skip records why the channel does not apply to this document.
 
 from __future__ import annotations
 
-from mailbox_service.errors import ServiceError
 
-
-class DeliveryFailure(ServiceError):
+class DeliveryFailure(Exception):
     """A delivery attempt did not succeed; `message` is what operators see as `error`."""
 
     permanent: bool = False
@@ -37,7 +35,7 @@ class RelayRefused(PermanentFailure):
     customer cannot be reached at this address, so the document goes to print."""
 
 
-class NotApplicable(ServiceError):
+class NotApplicable(Exception):
     """The channel does not apply to this document (no address, printed): status `skipped`."""
 
     def __init__(self, reason: str) -> None:

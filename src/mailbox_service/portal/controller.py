@@ -22,12 +22,12 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from mailbox_service.auth.tokens import mint_token
 from mailbox_service.demo.seed import DEMO_USERS, demo_user
 from mailbox_service.errors import ConfigurationError
 from mailbox_service.log import get_logger
 from mailbox_service.portal.pages import BASE_PATH, STATIC_DIR, STATIC_PATH, PageRenderer
 from mailbox_service.server.deps import ServicesDep
-from mailbox_service.server.portal_auth.tokens import mint_token
 
 log = get_logger(__name__)
 

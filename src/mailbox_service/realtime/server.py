@@ -23,13 +23,13 @@ from urllib.parse import urlsplit
 
 import socketio
 
+from mailbox_service.auth.tokens import TokenVerifier
 from mailbox_service.errors import MailboxError, RateLimited, Unauthenticated
 from mailbox_service.log import get_logger
 from mailbox_service.observability import metrics
 from mailbox_service.realtime.events import CHANNEL, NAMESPACE, room_for
 from mailbox_service.realtime.guarded import GuardedServer
 from mailbox_service.realtime.payloads import MAX_MESSAGE_BYTES, BoundedPacket
-from mailbox_service.server.portal_auth.tokens import TokenVerifier
 from mailbox_service.settings import Settings
 
 log = get_logger(__name__)

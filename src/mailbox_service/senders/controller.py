@@ -22,6 +22,7 @@ from litestar.params import Body, FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from mailbox_service.audit.http import record_key
+from mailbox_service.auth.providers import ApiKeyDep, provide_ingest_key
 from mailbox_service.errors import BadRequest
 from mailbox_service.senders import contract
 from mailbox_service.senders.feed import DEFAULT_LIMIT, MAX_LIMIT, ChangeFeed, ChangePage
@@ -38,11 +39,10 @@ from mailbox_service.senders.status_updates import (
     StatusUpdates,
     decode_update,
 )
-from mailbox_service.server.auth import provide_ingest_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import errors
-from mailbox_service.server.services import Services
 from mailbox_service.storage.api_keys import ApiKey
+from mailbox_service.wiring.services import Services
 
 _SOURCE_REF = re.compile(contract.SOURCE_REF_PATTERN)
 NOT_OURS = "No such document, or one another source sent."

@@ -1,8 +1,8 @@
 """Rate limits in the HTTP API: which route spends which budget (see `ratelimit/budgets.py`).
 
 - Routes whose handler resolves a credential provider (API key or portal user, marked with
-  `@credential_provider`) spend the key's or the user's budget inside that provider, and
-  refused credentials spend the client address's budget.
+  `@credential_provider` in `auth/providers.py`) spend the key's or the user's budget inside
+  that provider, and refused credentials spend the client address's budget.
 - Routes marked `opt={"rate_limit": EXEMPT}` spend nothing: the health probes orchestrators
   call every few seconds from one address must not be starved by a flood from it.
 - Every other route is anonymous and spends the client address's budget (this guard).
@@ -10,36 +10,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from mailbox_service.auth.providers import client_address, is_credential_provider
 from mailbox_service.ratelimit import Budgets
 
 EXEMPT = "exempt"
 """Value of the route option `rate_limit` for routes that spend no budget."""
 
-_Provider = TypeVar("_Provider", bound=Callable[..., Any])
-_CREDENTIAL_PROVIDERS: set[Callable[..., Any]] = set()
-
-
-def credential_provider(provider: _Provider) -> _Provider:
-    """Mark a dependency that checks credentials and spends their budget itself."""
-    _CREDENTIAL_PROVIDERS.add(provider)
-    return provider
-
-
-def client_address(connection: ASGIConnection[Any, Any, Any, Any], budgets: Budgets) -> str:
-    peer = connection.client.host if connection.client else None
-    return budgets.addresses.of(peer, connection.headers.get("x-forwarded-for"))
-
 
 def spends_own_budget(handler: BaseRouteHandler) -> bool:
     """True when the route authenticates (and so charges the key or user, not the address)."""
     return any(
-        provide.dependency in _CREDENTIAL_PROVIDERS
+        is_credential_provider(provide.dependency)
         for provide in handler.resolve_dependencies().values()
     )
 

@@ -21,7 +21,6 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError
 
-from mailbox_service.errors import ServiceError
 from mailbox_service.storage.mongo import Collections, Doc
 
 SOURCE_KEY_SEPARATOR = "\x1f"
@@ -32,7 +31,7 @@ SOURCE_KEY_INDEX = IndexModel([("source_key", ASCENDING)], unique=True, name="so
 """Idempotency: one document per (source, source_ref). Created by migration 0004."""
 
 
-class DuplicateSourceRef(ServiceError):
+class DuplicateSourceRef(Exception):
     """(source, source_ref) already exists: the caller decides between replay and conflict."""
 
 

@@ -21,8 +21,8 @@ from litestar.params import Body, FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from mailbox_service.audit.http import record_key
-from mailbox_service.server.auth import provide_admin_key
-from mailbox_service.server.deps import ApiKeyDep, ServicesDep
+from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.server.deps import ServicesDep
 from mailbox_service.server.openapi import documented, errors
 from mailbox_service.webhooks.deliveries import DeliveryStatus, WebhookDelivery
 from mailbox_service.webhooks.endpoints import (

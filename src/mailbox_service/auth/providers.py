@@ -1,0 +1,111 @@
+"""The Litestar dependencies that authenticate a request: API keys and portal JWTs.
+
+Each provider receives only what it checks credentials with (`api_keys`, `portal_tokens`,
+`rate_limits`: named dependencies the composition root provides) and spends the caller's rate
+budget itself; `server/rate_limit.py` knows them by the `credential_provider` mark and leaves
+their routes to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+
+from mailbox_service.auth.tokens import PortalUser, TokenVerifier
+from mailbox_service.errors import Forbidden, Unauthenticated
+from mailbox_service.ratelimit import Budgets
+from mailbox_service.storage.api_keys import ApiKey, ApiKeyStore
+
+ApiKeyDep = NamedDependency[ApiKey]
+PortalUserDep = NamedDependency[PortalUser]
+ApiKeysDep = NamedDependency[ApiKeyStore]
+PortalTokensDep = NamedDependency[TokenVerifier]
+RateLimitsDep = NamedDependency[Budgets]
+
+PORTAL_USER_STATE = "portal_user"
+"""`request.state` key under which the portal guard leaves the authenticated caller."""
+
+_Provider = TypeVar("_Provider", bound=Callable[..., Any])
+_CREDENTIAL_PROVIDERS: set[Callable[..., Any]] = set()
+
+
+def credential_provider(provider: _Provider) -> _Provider:
+    """Mark a dependency that checks credentials and spends their budget itself."""
+    _CREDENTIAL_PROVIDERS.add(provider)
+    return provider
+
+
+def is_credential_provider(dependency: Callable[..., Any]) -> bool:
+    return dependency in _CREDENTIAL_PROVIDERS
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any], budgets: Budgets) -> str:
+    """The address the rate limits charge (X-Forwarded-For only from trusted proxies)."""
+    peer = connection.client.host if connection.client else None
+    return budgets.addresses.of(peer, connection.headers.get("x-forwarded-for"))
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("missing bearer credentials in the Authorization header")
+    return token.strip()
+
+
+async def _known_key(
+    request: Request[Any, Any, Any], api_keys: ApiKeyStore, budgets: Budgets
+) -> ApiKey:
+    async with budgets.checking_credentials(client_address(request, budgets)):
+        key = await api_keys.authenticate(bearer_token(request))
+        if key is None:
+            raise Unauthenticated("unknown or revoked API key")
+    await budgets.spend_api_key(key.key_id)
+    return key
+
+
+async def _key_with_scope(
+    request: Request[Any, Any, Any], api_keys: ApiKeyStore, budgets: Budgets, scope: str
+) -> ApiKey:
+    key = await _known_key(request, api_keys, budgets)
+    if scope not in key.scopes:
+        raise Forbidden(f"this API key lacks the {scope!r} scope")
+    return key
+
+
+@credential_provider
+async def provide_ingest_key(
+    request: Request[Any, Any, Any], api_keys: ApiKeysDep, rate_limits: RateLimitsDep
+) -> ApiKey:
+    return await _key_with_scope(request, api_keys, rate_limits, "ingest")
+
+
+@credential_provider
+async def provide_admin_key(
+    request: Request[Any, Any, Any], api_keys: ApiKeysDep, rate_limits: RateLimitsDep
+) -> ApiKey:
+    return await _key_with_scope(request, api_keys, rate_limits, "admin")
+
+
+@credential_provider
+async def provide_any_key(
+    request: Request[Any, Any, Any], api_keys: ApiKeysDep, rate_limits: RateLimitsDep
+) -> ApiKey:
+    return await _known_key(request, api_keys, rate_limits)
+
+
+@credential_provider
+async def provide_portal_user(
+    request: Request[Any, Any, Any], portal_tokens: PortalTokensDep, rate_limits: RateLimitsDep
+) -> PortalUser:
+    """`Authorization: Bearer <JWT>` to the PortalUser it names."""
+    async with rate_limits.checking_credentials(client_address(request, rate_limits)):
+        user = await portal_tokens.verify(bearer_token(request))
+    # For the error handler: a 404 to this caller counts toward their intrusion alert.
+    request.state[PORTAL_USER_STATE] = user
+    await rate_limits.spend_portal_user(user.sub)
+    return user

@@ -1,0 +1,111 @@
+"""Services: the long-lived objects one process shares, built once from settings.
+
+The API, the worker and the CLI each build one; nothing else holds global state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from dramatiq.brokers.redis import RedisBroker
+from pymongo import AsyncMongoClient
+
+from mailbox_service.audit import AuditChain, AuditTrail, IntrusionAlerts
+from mailbox_service.auth.tokens import TokenVerifier
+from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
+from mailbox_service.evidence.service import EvidenceKey
+from mailbox_service.ingestion.service import IngestService
+from mailbox_service.mailbox.cursor import CursorSigner
+from mailbox_service.mailbox.service import MailboxService
+from mailbox_service.notifications.broker import make_broker
+from mailbox_service.notifications.queue import NotificationQueue
+from mailbox_service.ratelimit import Budgets, RateLimiter, limiter_redis
+from mailbox_service.realtime.emitter import RealtimeEmitter
+from mailbox_service.senders.event_log import EventLog
+from mailbox_service.settings import Settings
+from mailbox_service.storage.accounts import AccountStore
+from mailbox_service.storage.api_keys import ApiKeyStore
+from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.mongo import Collections, Doc, connect
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: DocumentTypeRegistry
+    mongo: AsyncMongoClient[Doc]
+    collections: Collections
+    documents: DocumentStore
+    accounts: AccountStore
+    api_keys: ApiKeyStore
+    blobs: BlobStore
+    broker: RedisBroker
+    queue: NotificationQueue
+    redis: aioredis.Redis
+    ingest: IngestService
+    portal_tokens: TokenVerifier
+    realtime: RealtimeEmitter
+    mailbox: MailboxService
+    cursors: CursorSigner
+    audit: AuditTrail
+    alerts: IntrusionAlerts
+    rate_limits: Budgets
+    evidence_key: EvidenceKey
+    sender_events: EventLog
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        registry: DocumentTypeRegistry | None = None,
+        broker: RedisBroker | None = None,
+    ) -> Services:
+        registry = registry or load_registry()
+        mongo = connect(settings.mongo)
+        collections = Collections.of(mongo, settings.mongo.database)
+        documents = DocumentStore(collections)
+        accounts = AccountStore(collections)
+        blobs = BlobStore(settings.s3)
+        broker = broker or make_broker(settings.redis)
+        queue = NotificationQueue(broker)
+        realtime = RealtimeEmitter(settings.redis.url)
+        cursors = CursorSigner.from_settings(settings.auth)
+        sender_events = EventLog(collections.sender_events, broker)
+        redis = aioredis.Redis.from_url(
+            settings.redis.url, socket_connect_timeout=2, socket_timeout=5
+        )
+        return cls(
+            settings=settings,
+            registry=registry,
+            mongo=mongo,
+            collections=collections,
+            documents=documents,
+            accounts=accounts,
+            api_keys=ApiKeyStore(collections, cache_seconds=settings.auth.api_key_cache_s),
+            blobs=blobs,
+            broker=broker,
+            queue=queue,
+            redis=redis,
+            ingest=IngestService(registry, documents, accounts, blobs, queue),
+            portal_tokens=TokenVerifier(settings.auth),
+            realtime=realtime,
+            mailbox=MailboxService(documents, accounts, cursors, realtime, sender_events),
+            cursors=cursors,
+            audit=AuditTrail(AuditChain(collections), settings.audit),
+            alerts=IntrusionAlerts(redis, settings.alert),
+            rate_limits=Budgets(settings.rate, RateLimiter(limiter_redis(settings.redis.url))),
+            evidence_key=EvidenceKey(settings.evidence),
+            sender_events=sender_events,
+        )
+
+    async def close(self) -> None:
+        await self.audit.close()  # first: it writes to MongoDB
+        await self.mongo.close()
+        await self.redis.aclose()
+        await self.realtime.close()
+        await self.rate_limits.close()
+        self.broker.close()
