@@ -18,7 +18,7 @@ have them now, and they change nothing here. On DocumentDB the planner reads
 `mailbox_type_unread` for every list shape (its composite index serves any subset of its
 fields) and sorts in PostgreSQL whichever index it reads, so a partial "inbox" index would
 give the same plan; on MongoDB a partial index serves only queries that repeat its filter and
-would only leave the archived documents out. tests/integration/test_mailbox_indexes.py
+would only leave the archived documents out. tests/integration/mailbox/test_mailbox_indexes.py
 checks the plan of every shape on the engine it runs on.
 """
 

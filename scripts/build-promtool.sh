@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build promtool (Prometheus's rule checker) into the devstack's tool cache, once.
-# Used by tests/integration/test_monitoring_files.py when present; the service never needs it.
+# Used by tests/integration/observability/test_monitoring_files.py when present; the service never needs it.
 # Its module has exclude directives, so `go install module@version` refuses it: build inside
 # the downloaded module instead (as the devstack does for MinIO).
 set -euo pipefail

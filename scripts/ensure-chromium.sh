@@ -8,7 +8,7 @@ set -euo pipefail
 CHROMIUM="${MAILBOX_CHROMIUM:-/usr/bin/chromium}"
 CHROMEDRIVER="${MAILBOX_CHROMEDRIVER:-/usr/bin/chromedriver}"
 
-# pdftotext (poppler-utils) reads back the demo archive's PDFs in tests/unit/test_demo_archive.py.
+# pdftotext (poppler-utils) reads back the demo archive's PDFs in tests/unit/demo/test_demo_archive.py.
 have() { [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]] && command -v pdftotext >/dev/null; }
 
 if ! have; then

@@ -9,8 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 
-class MailboxError(Exception):
-    """Base of every error the service raises on purpose."""
+class ServiceError(Exception):
+    """The root of every exception this project defines: `except ServiceError` catches ours
+    and nothing else.
+
+    Errors meant for whoever called us (an HTTP status, a CLI exit code) are `MailboxError`s.
+    The other subclasses are signals between our own modules that the caller handles (a
+    delivery that failed, a duplicate source_ref, a blob that changed under a backup).
+    """
+
+
+class MailboxError(ServiceError):
+    """An error the service reports to its caller: the API answers `status_code`, the CLI
+    exits with `exit_code`."""
 
     status_code: int = 500
     exit_code: int = 1

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import msgspec
 
 from mailbox_service.doctypes import DocumentTypeRegistry
-from mailbox_service.errors import ConfigurationError
+from mailbox_service.errors import ConfigurationError, ServiceError
 
 Format = Literal["jsonl", "csv"]
 
@@ -222,7 +222,7 @@ def type_textual_attributes(
 # -- files ------------------------------------------------------------------------------------
 
 
-class FileRefused(ValueError):
+class FileRefused(ServiceError, ValueError):
     """The record's `file` is missing or points outside the base directory."""
 
 

@@ -50,6 +50,7 @@ from mailbox_service.backup.layout import (
 )
 from mailbox_service.backup.storage import Storage
 from mailbox_service.clock import utcnow
+from mailbox_service.errors import ServiceError
 from mailbox_service.storage.mongo import Doc
 
 BATCH = 500
@@ -59,7 +60,9 @@ two busy cores (profile of `bench/backup.py`); level 1 costs a few percent more 
 """Documents read, and their files copied, per step: enough to keep every worker busy."""
 
 
-class AlteredBlob(Exception):
+class AlteredBlob(ServiceError):
+    """A file's bytes no longer match the sha256 stored with its document; `actual` is theirs."""
+
     def __init__(self, actual: str) -> None:
         super().__init__(actual)
         self.actual = actual

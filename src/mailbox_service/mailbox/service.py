@@ -7,7 +7,7 @@ the last item of the previous one (a `$nor` filter, `keyset_after`), so document
 meanwhile neither repeat nor shift items, and on DocumentDB page 50 reads what page 1 reads.
 Every query shape here is served by an index (migrations/0002_mailbox_indexes.py; lookups by
 `_id`), and every request gets its answer in one batch (`one_batch`):
-tests/integration/test_mailbox_indexes.py runs these methods, explains what they sent and
+tests/integration/mailbox/test_mailbox_indexes.py runs these methods, explains what they sent and
 checks that no cursor needed a getMore. `list_query` is public so the benchmark can send
 exactly what the API sends.
 """
@@ -59,7 +59,7 @@ class InvalidPreferences(InvalidMetadata):
 
 def account_match(accounts: Sequence[str]) -> Any:
     # A plain equality for one account, the common case; `$in` for several. Both bound the
-    # index scan on MongoDB and on DocumentDB (tests/integration/test_mailbox_indexes.py).
+    # index scan on MongoDB and on DocumentDB (tests/integration/mailbox/test_mailbox_indexes.py).
     return accounts[0] if len(accounts) == 1 else {"$in": list(accounts)}
 
 

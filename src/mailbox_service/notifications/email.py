@@ -291,8 +291,8 @@ def compose_wire(
     """Multipart text + HTML with a stable Message-ID and one-click unsubscribe headers.
 
     Writes the bytes `EmailMessage(policy=SMTP)` would (same headers in the same order, same
-    parts and transfer encodings; tests/unit/test_email_render.py compares them) without
-    building the object tree: a third of the worker's CPU per email went into it."""
+    parts and transfer encodings; tests/unit/notifications/test_email_render.py compares them)
+    without building the object tree: a third of the worker's CPU per email went into it."""
     address = check_recipient(recipient)
     local, _, domain = address.rpartition("@")
     to = str(Address(display_name=recipient_name or "", username=local, domain=domain))

@@ -7,8 +7,10 @@ skip records why the channel does not apply to this document.
 
 from __future__ import annotations
 
+from mailbox_service.errors import ServiceError
 
-class DeliveryFailure(Exception):
+
+class DeliveryFailure(ServiceError):
     """A delivery attempt did not succeed; `message` is what operators see as `error`."""
 
     permanent: bool = False
@@ -35,7 +37,7 @@ class RelayRefused(PermanentFailure):
     customer cannot be reached at this address, so the document goes to print."""
 
 
-class NotApplicable(Exception):
+class NotApplicable(ServiceError):
     """The channel does not apply to this document (no address, printed): status `skipped`."""
 
     def __init__(self, reason: str) -> None:

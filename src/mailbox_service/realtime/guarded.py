@@ -8,7 +8,7 @@ within the auth timeout, and gives the namespace what it needs to charge failed 
 the address's HTTP budget and to count authenticated sessions per user.
 
 It hooks two methods python-socketio and python-engineio keep private (`_handle_eio_connect`
-/ `_handle_eio_disconnect`, and `_unauthorized`); `tests/integration/test_socket_limits.py`
+/ `_handle_eio_disconnect`, and `_unauthorized`); `tests/integration/realtime/test_socket_limits.py`
 pins what they must do, so an upgrade that changes them fails there.
 """
 

@@ -16,7 +16,7 @@ operation the answers any request may get before its route runs (400, 414, 431).
 
 Litestar builds the document lazily and serves one cached dict; `publish_contract` completes
 that dict (through Litestar's private `OpenAPIPlugin`, the only way in: a Litestar upgrade that
-changes it fails `tests/unit/test_api_reference.py`).
+changes it fails `tests/unit/server/test_api_reference.py`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.retention import Retention
 
-from mailbox_service.errors import DependencyUnavailable
+from mailbox_service.errors import DependencyUnavailable, ServiceError
 from mailbox_service.observability.metrics import observe
 from mailbox_service.settings import S3Settings
 
@@ -28,7 +28,7 @@ CHUNK = 256 * 1024
 PART_SIZE = 5 * 1024 * 1024
 
 
-class DeleteRefused(Exception):
+class DeleteRefused(ServiceError):
     """S3 refused to remove a version of a blob: a retention or a legal hold protects it."""
 
     def __init__(self, key: str, code: str, message: str) -> None:

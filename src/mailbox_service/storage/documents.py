@@ -21,6 +21,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError
 
+from mailbox_service.errors import ServiceError
 from mailbox_service.storage.mongo import Collections, Doc
 
 SOURCE_KEY_SEPARATOR = "\x1f"
@@ -31,7 +32,7 @@ SOURCE_KEY_INDEX = IndexModel([("source_key", ASCENDING)], unique=True, name="so
 """Idempotency: one document per (source, source_ref). Created by migration 0004."""
 
 
-class DuplicateSourceRef(Exception):
+class DuplicateSourceRef(ServiceError):
     """(source, source_ref) already exists: the caller decides between replay and conflict."""
 
 

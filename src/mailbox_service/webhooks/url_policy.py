@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from mailbox_service.errors import InvalidMetadata
+from mailbox_service.errors import InvalidMetadata, ServiceError
 
 MAX_URL_BYTES = 2048
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -63,7 +63,7 @@ METADATA_NAMES = frozenset(
 )
 
 
-class UrlRefused(ValueError):
+class UrlRefused(ServiceError, ValueError):
     """Why a URL (or the address it resolved to) may not receive webhooks."""
 
 

@@ -46,7 +46,7 @@ POSITIVE_DATA_ACCEPTANCE = ["2xx", "3xx", "401", "403", "404", "409", "429", "5x
 """schemathesis's default answers to a valid request (4.32), for operations that add one."""
 MAX_EXAMPLES = 20
 """Per operation and phase: the whole run stays within about two minutes on two cores."""
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 UNLIMITED_RATES = {
     "MAILBOX_RATE_INGEST_PER_MINUTE": "0",
     "MAILBOX_RATE_PORTAL_PER_MINUTE": "0",

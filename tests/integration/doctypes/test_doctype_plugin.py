@@ -16,7 +16,7 @@ import pytest
 
 from app_fixtures import cli, sample_pdf, start_live_server, stop_process, unique
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 EXAMPLE = REPO / "examples" / "insurance-policy-doctype"
 MAKE_UV = REPO / ".stack" / "tools" / "bin" / "uv"
 """Where `make setup` installs uv when there is none on the PATH (see the Makefile)."""

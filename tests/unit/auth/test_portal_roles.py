@@ -1,6 +1,6 @@
 """Roles, support and step-up from token claims (claims.py, mailbox/access.py), without servers.
 
-The same rules run against a real Keycloak in tests/integration/test_identity_provider.py.
+The same rules run against a real Keycloak in tests/integration/auth/test_identity_provider.py.
 """
 
 from __future__ import annotations
