@@ -53,9 +53,9 @@ from typing import Any
 
 import httpx
 import socketio
-from mailbox_service.mailbox.cursor import Position
 
 from mailbox_service.auth import mint_token
+from mailbox_service.cursors import Position
 from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.mailbox.filters import ListFilters

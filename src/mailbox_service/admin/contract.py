@@ -6,7 +6,7 @@ same rules for clients.
 
 from __future__ import annotations
 
-from mailbox_service.admin.service import MAX_CURSOR_LENGTH
+from mailbox_service.cursors import MAX_CURSOR_LENGTH
 from mailbox_service.notifications.channels import CHANNELS, STATUSES
 from mailbox_service.server.openapi import documented
 

@@ -9,8 +9,6 @@ at a time, and the totals are summed from the days: one pipeline shape, no branc
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 from collections import Counter, defaultdict
 from typing import Any
@@ -28,6 +26,7 @@ from mailbox_service.admin.schemas import (
     ResendResult,
 )
 from mailbox_service.clock import utcnow
+from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.channels import CHANNELS, STATUSES, Channel
 from mailbox_service.notifications.outbox import AsyncOutbox, field
@@ -39,8 +38,6 @@ from mailbox_service.wiring.services import Services
 DEFAULT_WINDOW = dt.timedelta(days=7)
 MAX_WINDOW = dt.timedelta(days=366)
 MAX_PAGE = 200
-MAX_CURSOR_LENGTH = 256
-"""Longer than any cursor we make (an ISO time and a document id, base64): checked first."""
 _DAY = dt.timedelta(days=1)
 _PARALLEL_DAYS = 8
 _MISSING = "none"
@@ -111,20 +108,9 @@ def day_pipeline(low: dt.datetime, high: dt.datetime) -> list[dict[str, Any]]:
     ]
 
 
-def encode_cursor(created_at: dt.datetime, document_id: str) -> str:
-    raw = msgspec.json.encode([created_at.isoformat(), document_id])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
-        raise BadRequest("cursor: not a cursor this API returned", field="cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, document_id = msgspec.json.decode(raw, type=tuple[dt.datetime, str])
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        raise BadRequest("cursor: not a cursor this API returned", field="cursor") from None
-    return created, document_id
+def list_digest(status: str, channels: tuple[Channel, ...]) -> str:
+    """What a cursor of the notification list is bound to: this list, its status, channels."""
+    return filters_digest(b"admin-notifications\x00" + msgspec.json.encode([status, channels]))
 
 
 def _state(raw: dict[str, Any] | None) -> ChannelState:
@@ -152,17 +138,22 @@ def _item(doc: Doc) -> NotificationItem:
 
 class NotificationAdmin:
     def __init__(
-        self, documents: AsyncCollection[Doc], queue: NotificationQueue, outbox: AsyncOutbox
+        self,
+        documents: AsyncCollection[Doc],
+        queue: NotificationQueue,
+        outbox: AsyncOutbox,
+        cursors: CursorSigner,
     ) -> None:
         self.documents = documents
         self.queue = queue
         self.outbox = outbox
+        self.cursors = cursors
 
     @classmethod
     def of(cls, services: Services) -> NotificationAdmin:
         documents = services.documents.collection
         lease = dt.timedelta(seconds=services.settings.notify.lease_s)
-        return cls(documents, services.queue, AsyncOutbox(documents, lease=lease))
+        return cls(documents, services.queue, AsyncOutbox(documents, lease=lease), services.cursors)
 
     async def stats(
         self, since: dt.datetime | None = None, until: dt.datetime | None = None
@@ -215,8 +206,10 @@ class NotificationAdmin:
         clauses: list[dict[str, Any]] = [
             {"$or": [{field(ch, "status"): status} for ch in channels]}
         ]
+        digest = list_digest(status, tuple(channels))
         if cursor:
-            created, document_id = decode_cursor(cursor)
+            after = self.cursors.decode(cursor, digest)
+            created, document_id = after.issued_at, after.id
             clauses.append(
                 {
                     "$or": [
@@ -229,7 +222,8 @@ class NotificationAdmin:
         docs = [doc async for doc in found.limit(limit + 1)]
         more = len(docs) > limit
         docs = docs[:limit]
-        next_cursor = encode_cursor(docs[-1]["created_at"], docs[-1]["_id"]) if more else None
+        last = Position(docs[-1]["created_at"], docs[-1]["_id"]) if more else None
+        next_cursor = self.cursors.encode(last, digest) if last else None
         return NotificationPage([_item(doc) for doc in docs], next_cursor)
 
     async def resend(self, document_id: str, channel: str | None, by: str) -> ResendResult:

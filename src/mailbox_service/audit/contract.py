@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailbox_service.audit.query import MAX_VALUE_LENGTH
-from mailbox_service.mailbox.cursor import MAX_CURSOR_LENGTH
+from mailbox_service.cursors import MAX_CURSOR_LENGTH
 from mailbox_service.server.openapi import documented
 
 

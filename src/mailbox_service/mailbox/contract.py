@@ -1,6 +1,6 @@
 """What the portal routes answer beyond their signatures, for `/schema/openapi.json`.
 
-The handlers check these parameters themselves (mailbox/filters.py, mailbox/cursor.py,
+The handlers check these parameters themselves (mailbox/filters.py, cursors.py,
 mailbox/content.py); the schemas here state the same rules for clients.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbox_service.mailbox.cursor import MAX_CURSOR_LENGTH
+from mailbox_service.cursors import MAX_CURSOR_LENGTH
 from mailbox_service.mailbox.schemas import PreferencesUpdate
 from mailbox_service.server.openapi import (
     CONTENT_DISPOSITION,

@@ -23,10 +23,10 @@ from pymongo import DESCENDING, ReturnDocument
 
 from mailbox_service.auth.tokens import PortalUser
 from mailbox_service.clock import utcnow
+from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.errors import DependencyUnavailable, InvalidMetadata, NotFound
 from mailbox_service.log import get_logger
 from mailbox_service.mailbox import access
-from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import (
     ITEM_PROJECTION,

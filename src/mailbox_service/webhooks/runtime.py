@@ -18,13 +18,10 @@ from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc
-from mailbox_service.storage.sender_events import BlockingSenderEventStore
-from mailbox_service.storage.webhooks import (
-    BlockingWebhookDeliveryStore,
-    BlockingWebhookEndpointStore,
-)
 from mailbox_service.webhooks.actors import declare_webhook_actors
 from mailbox_service.webhooks.courier import Courier, WebhookJobs
+from mailbox_service.webhooks.deliveries import BlockingDeliveries
+from mailbox_service.webhooks.endpoints import BlockingEndpoints
 from mailbox_service.webhooks.sender import WebhookSender
 from mailbox_service.webhooks.sweep import WebhookSweep, webhook_sweep_thread
 
@@ -49,11 +46,10 @@ class WebhookRuntime:
             pool=max(webhook.threads * 2, 4),
         )
         jobs = WebhookJobs(broker)
-        events = BlockingSenderEventStore(db)
-        deliveries = BlockingWebhookDeliveryStore(db)
+        deliveries = BlockingDeliveries(db["webhook_deliveries"])
         courier = Courier(
-            events=events,
-            endpoints=BlockingWebhookEndpointStore(db),
+            events=db["sender_events"],
+            endpoints=BlockingEndpoints(db["webhook_endpoints"]),
             deliveries=deliveries,
             sender=sender,
             jobs=jobs,
@@ -68,7 +64,7 @@ class WebhookRuntime:
         if sweep:
             sweeper = webhook_sweep_thread(
                 WebhookSweep(
-                    events,
+                    db["sender_events"],
                     deliveries,
                     jobs,
                     grace=dt.timedelta(seconds=webhook.sweep_grace_s),

@@ -13,10 +13,10 @@ from pymongo import AsyncMongoClient
 
 from mailbox_service.audit import AuditChain, AuditTrail, IntrusionAlerts
 from mailbox_service.auth.tokens import TokenVerifier
+from mailbox_service.cursors import CursorSigner
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 from mailbox_service.evidence.service import EvidenceKey
 from mailbox_service.ingestion.service import IngestService
-from mailbox_service.mailbox.cursor import CursorSigner
 from mailbox_service.mailbox.service import MailboxService
 from mailbox_service.notifications.broker import make_broker
 from mailbox_service.notifications.queue import NotificationQueue

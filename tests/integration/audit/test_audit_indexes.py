@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mailbox_service.mailbox.cursor import CursorSigner
 from pymongo import AsyncMongoClient
 
 from app_fixtures import unique
@@ -23,6 +22,7 @@ from explain_plans import CommandLog, Plan, explain
 from mailbox_service.audit import AuditChain
 from mailbox_service.audit.entry import ACTIONS, entry_id
 from mailbox_service.audit.query import AuditFilters, AuditQuery
+from mailbox_service.cursors import CursorSigner
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings

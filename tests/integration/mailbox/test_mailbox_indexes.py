@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mailbox_service.mailbox.cursor import CursorSigner, Position, filters_digest
 from pymongo import AsyncMongoClient
 
 from app_fixtures import unique
 from explain_plans import CommandLog, Plan, explain
 from mailbox_service.auth.tokens import PortalUser
+from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.doctypes.contract_letter import ContractLetter
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.service import SORT, MailboxService, list_query

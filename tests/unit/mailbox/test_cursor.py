@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
+from mailbox_service.cursors import CursorSigner, InvalidCursor, Position, filters_digest
 from mailbox_service.doctypes import load_registry
-from mailbox_service.mailbox.cursor import CursorSigner, InvalidCursor, Position, filters_digest
 from mailbox_service.mailbox.filters import InvalidParameter, ListFilters, parse_filters
 from mailbox_service.settings import AuthSettings
 

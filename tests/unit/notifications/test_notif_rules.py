@@ -10,13 +10,13 @@ import pytest
 from mailbox_service.admin.service import (
     day_pipeline,
     day_slices,
-    decode_cursor,
-    encode_cursor,
+    list_digest,
     parse_channel,
     parse_status,
     stats_window,
 )
 from mailbox_service.clock import parse_time
+from mailbox_service.cursors import CursorSigner, Position
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.delivery import RetryPolicy
 from mailbox_service.notifications.outbox import (
@@ -157,10 +157,14 @@ def test_day_pipeline_uses_only_ferretdb_stages() -> None:
 
 def test_cursor_round_trip_and_garbage() -> None:
     at = dt.datetime(2026, 11, 20, 12, 0, 0, 123000, tzinfo=UTC)
-    assert decode_cursor(encode_cursor(at, "doc1")) == (at, "doc1")
-    for bad in ("!!!", "bm90IGpzb24", encode_cursor(at, "x")[:-3]):
+    # The admin list's cursors are the signed codec's, bound to the list's status and channels.
+    cursors, digest = CursorSigner(b"admin-list-test-key-0123456789ab"), list_digest("failed", ())
+    assert cursors.decode(cursors.encode(Position(at, "doc1"), digest), digest) == (
+        Position(at, "doc1")
+    )
+    for bad in ("!!!", "bm90IGpzb24", cursors.encode(Position(at, "x"), digest)[:-3]):
         with pytest.raises(BadRequest, match="cursor"):
-            decode_cursor(bad)
+            cursors.decode(bad, digest)
 
 
 def test_parse_helpers() -> None:

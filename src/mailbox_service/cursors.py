@@ -1,9 +1,12 @@
-"""Opaque, tamper-proof keyset cursors for "load more".
+"""Opaque, tamper-proof keyset cursors for "load more": the one codec of every keyset-paged list.
 
-A cursor names the last item a page ended with, (issued_at, _id), and the filter set it was
-made for. It is HMAC-signed: a client can neither forge a position nor carry a cursor over to
-other filters (which would silently skip or repeat documents). Format, for debugging only:
-`base64url(json [version, issued_at_ms, id, filters_digest]) "." base64url(mac)`.
+The portal's inbox, the audit trail and the operators' notification list page newest first on
+(a time, an id); their cursors all come from here, signed with the same key. A cursor names
+the last item a page ended with, (time, _id), and the filter set it was made for. It is
+HMAC-signed: a client can neither forge a position nor carry a cursor over to other filters
+or to another list (which would silently skip or repeat items); each list digests its filters
+with a prefix of its own. A cursor that fails any check is a 400 naming `cursor`. Format, for
+debugging only: `base64url(json [version, time_ms, id, filters_digest]) "." base64url(mac)`.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ class InvalidCursor(BadRequest):
 
 @dataclass(frozen=True)
 class Position:
-    """Where a page ended: the next page starts strictly after this item."""
+    """Where a page ended: the next page starts strictly after this item.
+
+    `issued_at` is the list's sort time: a document's issue date in the inbox, an entry's time
+    in the audit trail, a document's creation in the notification list."""
 
     issued_at: dt.datetime
     id: str
