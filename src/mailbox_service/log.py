@@ -2,18 +2,20 @@
 
 JSON lines when not on a terminal (what log shippers want), coloured key=value on a terminal.
 Secrets never reach a log line: processors drop keys that look like credentials.
+Context owned by higher layers (the trace ids of `observability/tracing.py`) comes in as
+processors from the caller: every package logs, so this module sits at the bottom of the
+layers and imports nothing of the service (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import structlog
-
-from mailbox_service.observability.tracing import add_trace_ids
+from structlog.typing import Processor
 
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key", "key_secret")
 
@@ -25,15 +27,18 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
-    """Route stdlib logging and structlog through one renderer."""
+def configure_logging(
+    log_format: str = "auto", level: int = logging.INFO, *, enrich: Sequence[Processor] = ()
+) -> None:
+    """Route stdlib logging and structlog through one renderer; `enrich` adds fields to every
+    line (the API and the worker pass `observability.tracing.add_trace_ids`)."""
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        add_trace_ids,
+        *enrich,
         _redact,
     ]
     renderer: Any = (

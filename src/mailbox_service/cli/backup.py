@@ -25,6 +25,7 @@ from mailbox_service.cli.migrate import migrator_for
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.log import configure_logging
 from mailbox_service.migrate import discover
+from mailbox_service.observability import tracing
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import load_settings
 from mailbox_service.wiring.services import Services
@@ -63,7 +64,7 @@ def backup() -> None:
 def create(directory: Path, workers: int, progress_every: float) -> None:
     """Write a new snapshot into DIR, copying only the files DIR does not hold yet."""
     settings = load_settings()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, enrich=(tracing.add_trace_ids,))
     storage = Storage.open(settings)
     try:
         writer = BackupWriter(

@@ -8,6 +8,7 @@ import click
 from mailbox_service.log import configure_logging
 from mailbox_service.notifications.channels import CHANNELS, QUEUE
 from mailbox_service.notifications.worker import WorkerOptions, run
+from mailbox_service.observability import tracing
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import load_settings
 
@@ -41,7 +42,7 @@ from mailbox_service.settings import load_settings
 def worker(processes: int, threads: int, queues: tuple[str, ...], no_sweep: bool) -> None:
     """Consume notification jobs until SIGTERM or Ctrl-C."""
     settings = load_settings()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, enrich=(tracing.add_trace_ids,))
     options = WorkerOptions(
         processes=processes,
         threads=threads,

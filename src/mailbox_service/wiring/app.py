@@ -99,7 +99,7 @@ def create_litestar(
     on_startup: Sequence[Any] = (),
 ) -> Litestar:
     """Build the HTTP app. `services` may be given by tests; otherwise built at start-up."""
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, enrich=(tracing.add_trace_ids,))
     metrics.configure(settings.metrics.enabled)
     tracing.configure(settings.otel, "api")
 
