@@ -21,7 +21,7 @@ from types import FrameType
 
 import dramatiq
 from pymongo import MongoClient
-from pymongo.collection import Collection
+from pymongo.database import Database
 
 from mailbox_service.doctypes import load_registry
 from mailbox_service.lifecycle.schedule import purge_thread
@@ -31,7 +31,6 @@ from mailbox_service.notifications.broker import install_broker
 from mailbox_service.notifications.channels import CHANNELS, QUEUE
 from mailbox_service.notifications.delivery import Deliverer
 from mailbox_service.notifications.email import EmailRenderer
-from mailbox_service.notifications.outbox import Outbox, ensure_indexes
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.notifications.sweep import OutboxSweep, sweep_thread
@@ -45,8 +44,12 @@ from mailbox_service.senders.event_log import BlockingEventLog
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.senders.periodic import SenderPasses, sender_passes_thread
 from mailbox_service.senders.print_fallback import BlockingPrintFallback
-from mailbox_service.settings import MongoSettings, Settings, load_settings
-from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
+from mailbox_service.settings import Settings, load_settings
+from mailbox_service.storage.blocking import blocking_database, connect_blocking
+from mailbox_service.storage.document_status import BlockingDocumentStatusStore
+from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.outbox import Outbox
+from mailbox_service.storage.sender_events import BlockingSenderEventStore
 from mailbox_service.webhooks.runtime import WebhookRuntime
 
 log = get_logger(__name__)
@@ -60,26 +63,10 @@ class WorkerOptions:
     sweep: bool = True
 
 
-def connect_blocking(settings: MongoSettings, pool_size: int) -> MongoClient[Doc]:
-    """A sync client for worker threads, with the API's options (storage/mongo.py)."""
-    return MongoClient(
-        settings.url,
-        maxPoolSize=max(pool_size, 4),
-        **client_options(settings, "mailbox-service-worker"),
-    )
-
-
-def documents_collection(client: MongoClient[Doc], database: str) -> Collection[Doc]:
-    return client.get_database(database, codec_options=CODEC_OPTIONS)["documents"]
-
-
-def email_outcomes(
-    mongo: MongoClient[Doc], settings: Settings, broker: dramatiq.Broker, documents: Collection[Doc]
-) -> EmailOutcomes:
+def email_outcomes(db: Database[Doc], broker: dramatiq.Broker) -> EmailOutcomes:
     """What tells senders the email outcome: sender events, and the print fallback."""
-    db = mongo.get_database(settings.mongo.database, codec_options=CODEC_OPTIONS)
-    events = BlockingEventLog(db["sender_events"], broker)
-    return EmailOutcomes(events, BlockingPrintFallback(documents, events))
+    events = BlockingEventLog(BlockingSenderEventStore(db), broker)
+    return EmailOutcomes(events, BlockingPrintFallback(BlockingDocumentStatusStore(db), events))
 
 
 @dataclass
@@ -98,8 +85,8 @@ class WorkerRuntime:
     @classmethod
     def build(cls, settings: Settings, broker: dramatiq.Broker, threads: int) -> WorkerRuntime:
         mongo = connect_blocking(settings.mongo, pool_size=threads + 2)
-        documents = documents_collection(mongo, settings.mongo.database)
-        outbox = Outbox(documents, lease=dt.timedelta(seconds=settings.notify.lease_s))
+        db = blocking_database(mongo, settings.mongo.database)
+        outbox = Outbox.on(db, lease=dt.timedelta(seconds=settings.notify.lease_s))
         queue = NotificationQueue(broker)
         emitter = BlockingRealtimeEmitter(settings.redis.url)
         smtp = SmtpSender(settings.smtp)
@@ -116,7 +103,7 @@ class WorkerRuntime:
             smtp=smtp,
             emitter=emitter,
             settings=settings,
-            outcomes=email_outcomes(mongo, settings, broker, documents),
+            outcomes=email_outcomes(db, broker),
         )
         return cls(settings, broker, mongo, outbox, queue, deliverer, emitter, smtp)
 
@@ -183,14 +170,12 @@ def serve_process(
         install_observability(settings, broker)
         runtime = WorkerRuntime.build(settings, broker, options.threads)
         metrics_server = (
-            serve_worker_metrics(settings.metrics, runtime.outbox.documents)
-            if serve_metrics
-            else None
+            serve_worker_metrics(settings.metrics, runtime.outbox) if serve_metrics else None
         )
         declare_actors(broker, runtime.deliverer, settings.notify)
         runs_sweep = options.sweep and index == 0
         if runs_sweep:
-            ensure_indexes(runtime.outbox.documents)
+            runtime.outbox.ensure_indexes()
         broker.emit_after("process_boot")
         # Webhook jobs run on threads of their own (webhooks/runtime.py); an empty set would
         # mean "every queue" to dramatiq, so a webhooks-only worker starts none here.
@@ -241,7 +226,7 @@ def serve_process(
 
 def _child_main(options: WorkerOptions, index: int) -> None:
     settings = load_settings()
-    configure_logging(settings.log_format, enrich=(tracing.add_trace_ids,))
+    configure_logging(settings.log_format)
     serve_process(settings, options, index, serve_metrics=False)
 
 
@@ -254,9 +239,11 @@ def run(settings: Settings, options: WorkerOptions) -> None:
     # Before the children start: each writes its metrics where this process adds them up.
     metrics_dir = exposition.prepare_multiprocess("worker")
     metrics_mongo = connect_blocking(settings.mongo, pool_size=2)
-    metrics_server = serve_worker_metrics(
-        settings.metrics, documents_collection(metrics_mongo, settings.mongo.database)
+    metrics_outbox = Outbox.on(
+        blocking_database(metrics_mongo, settings.mongo.database),
+        lease=dt.timedelta(seconds=settings.notify.lease_s),
     )
+    metrics_server = serve_worker_metrics(settings.metrics, metrics_outbox)
     children: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def start(index: int) -> None:
