@@ -226,7 +226,7 @@ def serve_process(
 
 def _child_main(options: WorkerOptions, index: int) -> None:
     settings = load_settings()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, enrich=(tracing.add_trace_ids,))
     serve_process(settings, options, index, serve_metrics=False)
 
 
