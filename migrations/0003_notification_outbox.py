@@ -2,8 +2,8 @@
 
 The worker also ensures the outbox indexes at start-up (for deployments that run a worker
 before `migrate`); this migration makes them part of the recorded schema. The outbox module
-owns their definition. The index on the old transition log stays, so that every database
-reaches the same schema by the same steps; 0005 drops the log.
+owns their definition (storage/outbox/indexes.py). The index on the old transition log stays,
+so that every database reaches the same schema by the same steps; 0005 drops the log.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, IndexModel
 
 from mailbox_service.migrate import MigrationContext
-from mailbox_service.notifications.outbox import OUTBOX_INDEXES
+from mailbox_service.storage.outbox import OUTBOX_INDEXES
 
 TRANSITION_LOG = "notification_transitions"
 

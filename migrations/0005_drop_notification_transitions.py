@@ -1,7 +1,7 @@
 """Drop `notification_transitions`, the log of outbox state changes.
 
 The log made claims atomic on FerretDB 1, whose updates were not. On MongoDB and on DocumentDB
-(FerretDB 2) a claim is one compare-and-set on the document (notifications/outbox.py), and
+(FerretDB 2) a claim is one compare-and-set on the document (storage/outbox/), and
 nothing reads the log any more. Safe to re-run: a missing collection is left alone.
 """
 

@@ -1,15 +1,15 @@
 """Notification channels and the names of the jobs that deliver them.
 
 Shared by the producer (ingest, sweep, resend) and the worker, so that enqueueing never needs
-to import the actors themselves.
+to import the actors themselves. The channels and their statuses are the outbox's
+(storage/outbox/states.py), named here too for the code that queues and delivers them.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from mailbox_service.storage.outbox.states import CHANNELS, STATUSES, Channel, Status
 
-Channel = Literal["email", "realtime"]
-CHANNELS: tuple[Channel, ...] = ("email", "realtime")
+__all__ = ["ACTOR", "CHANNELS", "LEASED", "QUEUE", "STATUSES", "Channel", "Status"]
 
 # dramatiq queue and actor per channel.
 QUEUE = {"email": "email", "realtime": "realtime"}
@@ -19,8 +19,3 @@ ACTOR = {"email": "deliver_email", "realtime": "deliver_realtime"}
 # between hand-over and record). The real-time event is delivered at least once without one
 # (read, deliver, record: one write instead of two); clients de-duplicate by document id.
 LEASED: dict[Channel, bool] = {"email": True, "realtime": False}
-
-Status = Literal["pending", "sending", "sent", "failed", "skipped"]
-"""`sending` is the claimed state: one worker holds a lease on the channel until it records
-the outcome (see notifications/outbox.py)."""
-STATUSES: tuple[Status, ...] = ("pending", "sending", "sent", "failed", "skipped")

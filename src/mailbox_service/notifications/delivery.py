@@ -39,12 +39,12 @@ from mailbox_service.notifications.failures import (
     RelayRefused,
     TransientFailure,
 )
-from mailbox_service.notifications.outbox import Claim, Outbox
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.senders.email_outcomes import EmailOutcomes, FailureCause
 from mailbox_service.settings import NotifySettings, Settings
+from mailbox_service.storage.outbox import Claim, Outbox
 
 log = get_logger(__name__)
 

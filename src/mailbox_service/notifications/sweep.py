@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 from mailbox_service.log import get_logger
 from mailbox_service.notifications.channels import CHANNELS, Channel
-from mailbox_service.notifications.outbox import Outbox, version_of
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.periodic import PeriodicThread
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.outbox import Outbox
+from mailbox_service.storage.outbox.states import version_of
 
 log = get_logger(__name__)
 

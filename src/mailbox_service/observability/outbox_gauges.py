@@ -1,14 +1,16 @@
 """`mailbox_outbox_pending{channel}` and `mailbox_outbox_oldest_pending_seconds{channel}`,
 counted in MongoDB when Prometheus scrapes the worker, at most once per `refresh_s`.
 
-Two queries per channel on the `notifications.<channel>.status` index (a count, and the
-oldest such document's `created_at`, sorted in memory among the undelivered ones) take about
-15 ms together on DocumentDB; caching them means any number of
-scrapers costs the database the same. "Pending" is everything a worker still has to do:
-`pending` (new, or waiting for a retry) and `sending` (claimed). When MongoDB does not answer,
-the gauges are left out of that scrape (and `mailbox_outbox_scrape_errors_total` counts it)
-rather than reporting stale values as current; so are they until the status indexes exist
-(created at start-up by the worker that runs the sweep).
+The outbox store counts (storage/outbox: `Outbox.backlog`): two queries per channel on the
+`notifications.<channel>.status` index (a count, and the oldest such document's `created_at`,
+sorted in memory among the undelivered ones) take about 15 ms together on DocumentDB; caching
+them means any number of scrapers costs the database the same. This module only needs
+something with that method (`BacklogSource`), so observability imports no storage.
+"Pending" is everything a worker still has to do: `pending` (new, or waiting for a retry) and
+`sending` (claimed). When MongoDB does not answer, the gauges are left out of that scrape
+(and `mailbox_outbox_scrape_errors_total` counts it) rather than reporting stale values as
+current; so are they until the status indexes exist (created at start-up by the worker that
+runs the sweep).
 """
 
 from __future__ import annotations
@@ -16,23 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pymongo import ASCENDING
-from pymongo.collection import Collection
 
 from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
-from mailbox_service.notifications.channels import CHANNELS
-from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
-
-UNDELIVERED = ["pending", "sending"]
 
 SCRAPE_ERRORS = Counter(
     "mailbox_outbox_scrape_errors", "Scrapes whose outbox count failed (MongoDB unreachable)."
@@ -45,40 +42,41 @@ class ChannelBacklog:
     oldest_seconds: float
 
 
+class Undelivered(Protocol):
+    """One channel's count as the outbox store gives it."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def oldest_created_at(self) -> dt.datetime | None: ...
+
+
+class BacklogSource(Protocol):
+    """What the gauges read: the worker's outbox store."""
+
+    def backlog(self, timeout_ms: int) -> Mapping[str, Undelivered]: ...
+
+
 def measure(
-    documents: Collection[Doc], now: dt.datetime, timeout_ms: int = 2000
+    source: BacklogSource, now: dt.datetime, timeout_ms: int = 2000
 ) -> dict[str, ChannelBacklog]:
     backlog: dict[str, ChannelBacklog] = {}
-    for channel in CHANNELS:
-        status = f"notifications.{channel}.status"
-        query = {status: {"$in": UNDELIVERED}}
-        # The status index (notifications/outbox.py), never `created_at`'s: walking documents
-        # by age until the first undelivered one could read the whole collection.
-        by_status = [(status, ASCENDING)]
-        pending = documents.count_documents(query, maxTimeMS=timeout_ms, hint=by_status)
-        oldest = 0.0
-        if pending:
-            first = documents.find_one(
-                query,
-                {"created_at": 1},
-                sort=[("created_at", ASCENDING)],
-                hint=by_status,
-                max_time_ms=timeout_ms,
-            )
-            if first is not None and first.get("created_at") is not None:
-                oldest = max(0.0, (now - first["created_at"]).total_seconds())
-        backlog[channel] = ChannelBacklog(pending, oldest)
+    for channel, counted in source.backlog(timeout_ms).items():
+        oldest = counted.oldest_created_at
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        backlog[channel] = ChannelBacklog(counted.pending, age)
     return backlog
 
 
 class OutboxCollector(Collector):
     def __init__(
         self,
-        documents: Collection[Doc],
+        source: BacklogSource,
         refresh_s: float,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self._documents = documents
+        self._source = source
         self._refresh_s = refresh_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -89,7 +87,7 @@ class OutboxCollector(Collector):
         with self._lock:
             if time.monotonic() - self._measured_at >= self._refresh_s:
                 try:
-                    self._backlog = measure(self._documents, self._clock())
+                    self._backlog = measure(self._source, self._clock())
                 except Exception as exc:
                     SCRAPE_ERRORS.inc()
                     log.warning("metrics.outbox_failed", error=f"{type(exc).__name__}: {exc}")

@@ -17,13 +17,15 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.registry import Collector
-from pymongo.collection import Collection
 
 from mailbox_service.log import get_logger
 from mailbox_service.observability.exposition import MULTIPROC_ENV, scrape_registry
-from mailbox_service.observability.outbox_gauges import SCRAPE_ERRORS, OutboxCollector
+from mailbox_service.observability.outbox_gauges import (
+    SCRAPE_ERRORS,
+    BacklogSource,
+    OutboxCollector,
+)
 from mailbox_service.settings import MetricsSettings
-from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 
@@ -47,15 +49,15 @@ class WorkerMetricsServer:
 
 
 def serve_worker_metrics(
-    settings: MetricsSettings, documents: Collection[Doc]
+    settings: MetricsSettings, outbox: BacklogSource
 ) -> WorkerMetricsServer | None:
     """Start the metrics port, or return None when metrics are off, the port is 0 or taken."""
     if not settings.enabled or settings.worker_port == 0:
         return None
-    outbox = OutboxCollector(documents, settings.outbox_refresh_s)
+    gauges = OutboxCollector(outbox, settings.outbox_refresh_s)
     shared = bool(os.environ.get(MULTIPROC_ENV))
     # This process's own scrape-error counter is not in the children's files: add it.
-    extra: tuple[Collector, ...] = (outbox, SCRAPE_ERRORS) if shared else (outbox,)
+    extra: tuple[Collector, ...] = (gauges, SCRAPE_ERRORS) if shared else (gauges,)
     registry = scrape_registry(extra)
     try:
         server, thread = start_http_server(
@@ -63,7 +65,7 @@ def serve_worker_metrics(
         )
     except OSError as exc:
         if not shared:
-            REGISTRY.unregister(outbox)
+            REGISTRY.unregister(gauges)
         log.error(
             "metrics.port_unavailable",
             port=settings.worker_port,
@@ -73,4 +75,4 @@ def serve_worker_metrics(
         )
         return None
     log.info("metrics.serving", host=settings.worker_host, port=settings.worker_port)
-    return WorkerMetricsServer(server, thread, () if shared else (outbox,))
+    return WorkerMetricsServer(server, thread, () if shared else (gauges,))

@@ -8,7 +8,6 @@ import smtplib
 import pytest
 
 from mailbox_service.admin.service import (
-    day_pipeline,
     day_slices,
     list_digest,
     parse_channel,
@@ -19,7 +18,9 @@ from mailbox_service.clock import parse_time
 from mailbox_service.cursors import CursorSigner, Position
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.delivery import RetryPolicy
-from mailbox_service.notifications.outbox import (
+from mailbox_service.notifications.smtp import classify
+from mailbox_service.storage.outbox.operations import day_pipeline
+from mailbox_service.storage.outbox.states import (
     claimed_state,
     is_claimable,
     is_lost,
@@ -29,7 +30,6 @@ from mailbox_service.notifications.outbox import (
     resend_state,
     version_of,
 )
-from mailbox_service.notifications.smtp import classify
 
 UTC = dt.UTC
 
