@@ -28,7 +28,6 @@ import msgspec
 import pytest
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
-from mailbox_service.notifications.outbox import Outbox
 from pymongo.collection import Collection
 
 from app_fixtures import invoice_metadata, sample_pdf, stop_process
@@ -36,10 +35,11 @@ from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import load_registry
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
+from mailbox_service.mail.email import EmailRenderer
+from mailbox_service.mail.smtp import SmtpSender
 from mailbox_service.notifications.delivery import Deliverer
-from mailbox_service.notifications.email import EmailRenderer
+from mailbox_service.notifications.outbox import Outbox
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.settings import Settings

@@ -11,7 +11,7 @@ import click
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import load_registry
 from mailbox_service.errors import InvalidMetadata
-from mailbox_service.notifications.email import EmailRenderer
+from mailbox_service.mail.email import EmailRenderer
 from mailbox_service.notifications.preview import (
     FORMATS,
     KINDS,

@@ -13,9 +13,6 @@ only from the worker whose outcome write matched.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,22 +22,23 @@ from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
 from mailbox_service.log import get_logger
-from mailbox_service.notifications.channels import LEASED, Channel
-from mailbox_service.notifications.email import (
+from mailbox_service.mail.email import (
     EmailRenderer,
     compose_wire,
     envelope_sender,
     view_of,
 )
-from mailbox_service.notifications.failures import (
+from mailbox_service.mail.failures import (
     DeliveryFailure,
     NotApplicable,
     PermanentFailure,
     RelayRefused,
     TransientFailure,
 )
+from mailbox_service.mail.smtp import SmtpSender
+from mailbox_service.notifications.channels import LEASED, Channel
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.notifications.smtp import SmtpSender
+from mailbox_service.process import worker_name
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.senders.email_outcomes import EmailOutcomes, FailureCause
 from mailbox_service.settings import NotifySettings, Settings
@@ -65,11 +63,6 @@ class RetryPolicy:
         """Backoff after the `attempts`-th failed attempt: min, 2*min, 4*min ... capped at max."""
         exponent = min(max(attempts - 1, 0), 30)
         return int(min(self.max_backoff_ms, self.min_backoff_ms * 2**exponent))
-
-
-def worker_name() -> str:
-    """Recorded on a claim, so operators see which process holds a stuck job."""
-    return f"{socket.gethostname()}/{os.getpid()}/{threading.current_thread().name}"
 
 
 class Deliverer:

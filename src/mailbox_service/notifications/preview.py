@@ -14,7 +14,7 @@ import msgspec
 
 from mailbox_service.doctypes import DocumentType, DocumentView
 from mailbox_service.errors import ConfigurationError, InvalidMetadata
-from mailbox_service.notifications.email import NOTIFICATION, EmailRenderer, compose
+from mailbox_service.mail.email import NOTIFICATION, EmailRenderer, compose
 from mailbox_service.settings import Settings
 
 PreviewFormat = Literal["text", "html", "eml"]

@@ -26,13 +26,13 @@ from pymongo.database import Database
 from mailbox_service.doctypes import load_registry
 from mailbox_service.lifecycle.schedule import purge_thread
 from mailbox_service.log import configure_logging, get_logger
+from mailbox_service.mail.email import EmailRenderer
+from mailbox_service.mail.smtp import SmtpSender
 from mailbox_service.notifications.actors import declare_actors
 from mailbox_service.notifications.broker import install_broker
 from mailbox_service.notifications.channels import CHANNELS, QUEUE
 from mailbox_service.notifications.delivery import Deliverer
-from mailbox_service.notifications.email import EmailRenderer
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.notifications.smtp import SmtpSender
 from mailbox_service.notifications.sweep import OutboxSweep, sweep_thread
 from mailbox_service.observability import exposition, metrics, tracing
 from mailbox_service.observability.worker_endpoint import serve_worker_metrics

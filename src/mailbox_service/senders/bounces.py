@@ -9,7 +9,7 @@ A transient (soft) bounce, a full mailbox say, is only recorded on the channel
 (`soft_bounces`, `last_soft_bounce`): the relay keeps trying, nothing is printed.
 
 A bounce names its email by document id or by the Message-ID we sent it with. Our Message-IDs
-are `<document id>.notification@<domain>` (notifications/email.py::message_id), so the lookup
+are `<document id>.notification@<domain>` (mail/email.py::message_id), so the lookup
 is by `_id` plus an equality on the stored `notifications.email.message_id`: no extra index.
 """
 

@@ -25,8 +25,8 @@ from mailbox_service.audit.entry import AuditAction
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.log import get_logger
-from mailbox_service.notifications.email import EmailRenderer
-from mailbox_service.notifications.smtp import SmtpSender
+from mailbox_service.mail.email import EmailRenderer
+from mailbox_service.mail.smtp import SmtpSender
 from mailbox_service.paths import templates_dir
 from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.acknowledgement import AcknowledgementPass

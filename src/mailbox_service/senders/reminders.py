@@ -50,19 +50,19 @@ from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
 from mailbox_service.log import get_logger
-from mailbox_service.notifications.delivery import worker_name
-from mailbox_service.notifications.email import (
+from mailbox_service.mail.email import (
     EmailRenderer,
     compose_wire,
     envelope_sender,
     view_of,
 )
-from mailbox_service.notifications.failures import (
+from mailbox_service.mail.failures import (
     DeliveryFailure,
     PermanentFailure,
     TransientFailure,
 )
-from mailbox_service.notifications.smtp import SmtpSender
+from mailbox_service.mail.smtp import SmtpSender
+from mailbox_service.process import worker_name
 from mailbox_service.senders.reminder_due import due_at
 from mailbox_service.settings import Settings
 from mailbox_service.storage.documents import one_batch

@@ -23,7 +23,7 @@ from app_fixtures import cli, invoice_metadata, post_document, unique
 from audit_fixtures import audit_entries
 from mailbox_fixtures import bearer, letter_metadata, portal_token
 from mailbox_service.clock import utcnow
-from mailbox_service.notifications.email import message_id
+from mailbox_service.mail.email import message_id
 from mailbox_service.notifications.worker import (
     connect_blocking,
     documents_collection,

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from app_fixtures import cli, invoice_metadata, post_document
-from mailbox_service.notifications.smtp import SmtpSender
+from mailbox_service.mail.smtp import SmtpSender
 from mailbox_service.settings import Settings
 
 

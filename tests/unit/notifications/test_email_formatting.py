@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from mailbox_service.notifications.formatting import format_date, format_money
+from mailbox_service.mail.formatting import format_date, format_money
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from mailbox_service.cli.main import main as cli_main
 from mailbox_service.doctypes import DocumentType, DocumentView, load_registry
-from mailbox_service.notifications.email import (
+from mailbox_service.mail.email import (
     EmailRenderer,
     RenderedEmail,
     RenderError,
@@ -26,7 +26,7 @@ from mailbox_service.notifications.email import (
     locale_chain,
     message_id,
 )
-from mailbox_service.notifications.failures import PermanentFailure
+from mailbox_service.mail.failures import PermanentFailure
 from mailbox_service.paths import templates_dir
 
 PORTAL = "http://portal.test/portal"

@@ -17,8 +17,8 @@ from mailbox_service.admin.service import (
 from mailbox_service.clock import parse_time
 from mailbox_service.cursors import CursorSigner, Position
 from mailbox_service.errors import BadRequest
+from mailbox_service.mail.smtp import classify
 from mailbox_service.notifications.delivery import RetryPolicy
-from mailbox_service.notifications.smtp import classify
 from mailbox_service.storage.outbox.operations import day_pipeline
 from mailbox_service.storage.outbox.states import (
     claimed_state,

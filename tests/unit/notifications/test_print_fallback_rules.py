@@ -13,9 +13,9 @@ from mailbox_service.devstack.smtp_capture import rcpt_reply
 from mailbox_service.doctypes.contract_letter import ContractLetter
 from mailbox_service.doctypes.invoice import Invoice
 from mailbox_service.errors import InvalidMetadata
-from mailbox_service.notifications.email import message_id
-from mailbox_service.notifications.failures import RelayRefused
-from mailbox_service.notifications.smtp import classify
+from mailbox_service.mail.email import message_id
+from mailbox_service.mail.failures import RelayRefused
+from mailbox_service.mail.smtp import classify
 from mailbox_service.senders.acknowledgement import due_query, reason_for
 from mailbox_service.senders.bounces import (
     decode_report,

@@ -13,7 +13,7 @@ import pytest
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 from mailbox_service.doctypes.invoice import Invoice, InvoiceAttributes
 from mailbox_service.errors import ConfigurationError
-from mailbox_service.notifications.email import (
+from mailbox_service.mail.email import (
     EmailRenderer,
     RenderError,
     message_id,

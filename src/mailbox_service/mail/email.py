@@ -38,8 +38,8 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from mailbox_service.doctypes import DocumentType, DocumentView
-from mailbox_service.notifications.failures import PermanentFailure
-from mailbox_service.notifications.formatting import format_date, format_money
+from mailbox_service.mail.failures import PermanentFailure
+from mailbox_service.mail.formatting import format_date, format_money
 from mailbox_service.types import Email
 
 SUBJECT, BODY_TEXT, BODY_HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"

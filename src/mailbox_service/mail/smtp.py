@@ -19,7 +19,7 @@ import threading
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-from mailbox_service.notifications.failures import (
+from mailbox_service.mail.failures import (
     PermanentFailure,
     RelayRefused,
     TransientFailure,
