@@ -69,7 +69,6 @@ from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings, load_settings
 from mailbox_service.storage.documents import blob_key
-from mailbox_service.webhooks.operations import WebhookOperations
 from mailbox_service.wiring.services import Services
 
 WARMUP = 20
@@ -434,7 +433,7 @@ async def webhook_phases(
     sides; the median over the rounds is the figure."""
     receiver = HookReceiver()
     url = await receiver.start()
-    operations = WebhookOperations(services.collections, services.broker, services.settings.webhook)
+    operations = services.webhooks
     phases = [off]
     offset = WARMUP + 2 * args.count
     try:

@@ -25,6 +25,7 @@ from mailbox_service.doctypes import load_registry
 from mailbox_service.log import get_logger
 from mailbox_service.migrate import MigrationContext
 from mailbox_service.senders.reminder_due import backfill_due
+from mailbox_service.storage.reminders import ReminderStore
 
 log = get_logger(__name__)
 
@@ -38,5 +39,6 @@ REMINDER_INDEX = IndexModel(
 async def up(ctx: MigrationContext) -> None:
     documents = ctx.collections.documents
     await documents.create_indexes([REMINDER_INDEX])
-    report = await backfill_due(documents, load_registry(), utcnow().date())
+    store = ReminderStore(ctx.collections)
+    report = await backfill_due(store, load_registry(), utcnow().date())
     log.info("reminders.backfilled", dated=report.dated, past=report.past, invalid=report.invalid)

@@ -19,16 +19,14 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
-
 from mailbox_service.audit.entry import GENESIS, day_of, entry_hash, entry_id, link
 from mailbox_service.clock import utcnow
 from mailbox_service.errors import MailboxError
+from mailbox_service.storage.audit_log import AuditLogStore
 from mailbox_service.storage.mongo import Collections, Doc
 
 MAX_LINK_ATTEMPTS = 100
 VERIFY_BATCH = 1000
-DUPLICATE_KEY = 11000
 
 
 class AuditWriteConflict(MailboxError):
@@ -53,8 +51,7 @@ class DayReport:
 
 class AuditChain:
     def __init__(self, collections: Collections) -> None:
-        self._entries = collections.audit
-        self._heads = collections.audit_heads
+        self._log = AuditLogStore(collections)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -71,51 +68,37 @@ class AuditChain:
 
     async def _extend_day(self, day: str, entries: list[Doc]) -> list[Doc]:
         for _ in range(MAX_LINK_ATTEMPTS):
-            head = await self._heads.find_one({"_id": day})
+            head = await self._log.head(day)
             seq, prev = (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
             chained = link(day, entries, seq, prev)
             last = chained[-1]
             moved = {"seq": last["seq"], "hash": last["hash"], "updated_at": utcnow()}
             if head is None:
-                try:
-                    await self._heads.insert_one({"_id": day, **moved})
+                if await self._log.start_day(day, moved):
                     return chained
-                except DuplicateKeyError:
-                    continue  # another writer started the day first
-            result = await self._heads.update_one(
-                {"_id": day, "seq": seq, "hash": prev}, {"$set": moved}
-            )
-            if result.matched_count == 1:
+                continue  # another writer started the day first
+            if await self._log.move_head(day, seq, prev, moved):
                 return chained
         raise AuditWriteConflict(f"audit chain {day}: head kept moving; batch kept for later")
 
     async def insert(self, chained: list[Doc]) -> None:
         """Store chained entries; safe to repeat (an entry already stored is left alone)."""
-        if not chained:
-            return
-        try:
-            await self._entries.insert_many(chained, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
+        await self._log.insert(chained)
 
     # --- checking ----------------------------------------------------------------------
 
     async def days(self) -> list[str]:
         """Every day with a head or with entries: a day whose head was deleted is still found
         (the calendar days between the first and the last entry are each looked up by `_id`)."""
-        found = {doc["_id"] async for doc in self._heads.find({}, {"_id": 1})}
-        first = await self._entries.find_one({}, {"_id": 1}, sort=[("_id", 1)])
-        last = await self._entries.find_one({}, {"_id": 1}, sort=[("_id", -1)])
-        if first is not None and last is not None:
-            day = dt.date.fromisoformat(first["_id"].split(":")[0])
-            end = dt.date.fromisoformat(last["_id"].split(":")[0])
+        found = await self._log.head_days()
+        bounds = await self._log.entry_id_bounds()
+        if bounds is not None:
+            first, last = bounds
+            day = dt.date.fromisoformat(first.split(":")[0])
+            end = dt.date.fromisoformat(last.split(":")[0])
             while day <= end:
                 name = day.isoformat()
-                if name not in found and await self._entries.find_one(
-                    {"_id": {"$gte": f"{name}:", "$lt": f"{name};"}}, {"_id": 1}
-                ):
+                if name not in found and await self._log.has_entries_on(name):
                     found.add(name)
                 day += dt.timedelta(days=1)
         return sorted(found)
@@ -133,11 +116,10 @@ class AuditChain:
         return report
 
     async def _walk(self, day: str) -> DayReport:
-        head = await self._heads.find_one({"_id": day})
+        head = await self._log.head(day)
         head_seq = int(head["seq"]) if head else None
         expected, prev, count = 1, GENESIS, 0
-        found = self._entries.find({"_id": {"$gte": f"{day}:", "$lt": f"{day};"}})
-        async for doc in found.sort("_id", 1).batch_size(VERIFY_BATCH):
+        async for doc in self._log.entries_of(day, VERIFY_BATCH):
             count += 1
             raw_seq = doc.get("seq")
             seq = raw_seq if isinstance(raw_seq, int) else -1

@@ -14,24 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import msgspec
-from pymongo import DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.audit.entry import ACTIONS
 from mailbox_service.audit.schemas import AuditActor, AuditItem, AuditPage
 from mailbox_service.clock import parse_time
 from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.errors import BadRequest
-from mailbox_service.storage.documents import one_batch
+from mailbox_service.storage.audit_log import AuditLogStore
 from mailbox_service.storage.mongo import Doc
 
-if TYPE_CHECKING:
-    from mailbox_service.wiring.services import Services
-
-SORT: list[tuple[str, int]] = [("at", DESCENDING), ("_id", DESCENDING)]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_VALUE_LENGTH = 256
@@ -126,16 +119,9 @@ def item_from(doc: Doc) -> AuditItem:
 
 
 class AuditQuery:
-    def __init__(
-        self, entries: AsyncCollection[Doc], heads: AsyncCollection[Doc], cursors: CursorSigner
-    ) -> None:
-        self._entries = entries
-        self._heads = heads
+    def __init__(self, log: AuditLogStore, cursors: CursorSigner) -> None:
+        self._log = log
         self._cursors = cursors
-
-    @classmethod
-    def of(cls, services: Services) -> AuditQuery:
-        return cls(services.collections.audit, services.collections.audit_heads, services.cursors)
 
     async def page(self, filters: AuditFilters, *, limit: int, cursor: str | None) -> AuditPage:
         if not 1 <= limit <= MAX_LIMIT:
@@ -149,7 +135,7 @@ class AuditQuery:
                 {"at": after.issued_at, "_id": {"$gte": after.id}},
             ]
         if filters.narrowed:
-            docs = await self._read(query, limit + 1)
+            docs = await self._log.newest(query, limit + 1)
         else:
             docs = await self._read_by_day(query, filters.since, after, limit + 1)
         next_cursor = None
@@ -157,9 +143,6 @@ class AuditQuery:
             docs = docs[:limit]
             next_cursor = self._cursors.encode(Position(docs[-1]["at"], docs[-1]["_id"]), digest)
         return AuditPage(items=[item_from(doc) for doc in docs], next_cursor=next_cursor)
-
-    async def _read(self, query: Doc, n: int) -> list[Doc]:
-        return await one_batch(self._entries.find(query).sort(SORT), n).to_list()
 
     async def _read_by_day(
         self, query: Doc, since: dt.datetime | None, after: Position | None, n: int
@@ -172,18 +155,14 @@ class AuditQuery:
         The days are those with a chain head (every day with entries has one), newest first,
         from the cursor's day back to `since`.
         """
-        days: Doc = {}
-        if after is not None:
-            days["$lte"] = after.issued_at.astimezone(dt.UTC).date().isoformat()
-        if since is not None:
-            days["$gte"] = since.astimezone(dt.UTC).date().isoformat()
-        found = self._heads.find({"_id": days} if days else {}, {"_id": 1}).sort("_id", -1)
+        high = after.issued_at.astimezone(dt.UTC).date().isoformat() if after is not None else None
+        low_day = since.astimezone(dt.UTC).date().isoformat() if since is not None else None
         docs: list[Doc] = []
-        for head in await one_batch(found, MAX_DAYS).to_list():
-            start = dt.datetime.combine(dt.date.fromisoformat(head["_id"]), dt.time(), dt.UTC)
+        for day in await self._log.days_newest_first(low_day, high, MAX_DAYS):
+            start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
             low = max(start, since) if since is not None else start
             window = {"$gte": low, "$lt": start + dt.timedelta(days=1)}
-            docs.extend(await self._read({**query, "at": window}, n - len(docs)))
+            docs.extend(await self._log.newest({**query, "at": window}, n - len(docs)))
             if len(docs) >= n:
                 break
         return docs

@@ -26,7 +26,7 @@ def run(at_text: str | None, dry_run: bool) -> None:
     at = parse_at(at_text)
 
     async def body(services: Services) -> None:
-        documents = services.collections.documents
+        documents = services.document_status
         fallback = PrintFallback(documents, services.sender_events)
         counts = await AcknowledgementPass(documents, fallback, services.registry).run(at, dry_run)
         stamp = at.isoformat().replace("+00:00", "Z")

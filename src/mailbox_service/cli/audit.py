@@ -75,7 +75,9 @@ def audit(
     )
 
     async def body(services: Services) -> AuditPage:
-        return await AuditQuery.of(services).page(filters, limit=limit, cursor=cursor)
+        return await AuditQuery(services.audit_log, services.cursors).page(
+            filters, limit=limit, cursor=cursor
+        )
 
     page = run_with_services(body)
     if as_json:

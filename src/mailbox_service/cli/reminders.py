@@ -13,6 +13,7 @@ from mailbox_service.clock import utcnow
 from mailbox_service.senders.periodic import build_renderer, reminder_pass
 from mailbox_service.senders.reminder_due import backfill_due
 from mailbox_service.senders.reminders import ReminderReport, window
+from mailbox_service.storage.reminders import ReminderStore
 from mailbox_service.wiring.services import Services
 
 
@@ -74,7 +75,8 @@ def backfill() -> None:
 
     async def body(services: Services) -> None:
         today = utcnow().astimezone(dt.UTC).date()
-        report = await backfill_due(services.collections.documents, services.registry, today)
+        store = ReminderStore(services.collections)
+        report = await backfill_due(store, services.registry, today)
         click.echo(f"documents given a due date: {report.dated}")
         click.echo(f"already past their due date (left alone): {report.past}")
         if report.invalid:

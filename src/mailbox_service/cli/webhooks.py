@@ -20,7 +20,7 @@ from mailbox_service.wiring.services import Services
 
 
 def _ops(services: Services) -> WebhookOperations:
-    return WebhookOperations(services.collections, services.broker, services.settings.webhook)
+    return services.webhooks
 
 
 def _at(value: dt.datetime | None) -> str:

@@ -25,11 +25,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.log import get_logger
 from mailbox_service.senders.print_fallback import PrintFallback
+from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
@@ -88,7 +88,7 @@ def due_query(doctype: DocumentType, at: dt.datetime) -> Doc:
 class AcknowledgementPass:
     def __init__(
         self,
-        documents: AsyncCollection[Doc],
+        documents: DocumentStatusStore,
         print_fallback: PrintFallback,
         registry: DocumentTypeRegistry,
         *,
@@ -109,14 +109,14 @@ class AcknowledgementPass:
         for doctype in self.types():
             query = due_query(doctype, at)
             if dry_run:
-                counts.due[doctype.name] = await self.documents.count_documents(query)
+                counts.due[doctype.name] = await self.documents.count(query)
                 continue
             reason = reason_for(doctype)
             while True:
-                found = await self.documents.find(query, {"_id": 1}).limit(self.batch).to_list()
+                found = await self.documents.ids(query, self.batch)
                 printed = 0
-                for doc in found:
-                    if await self.print_fallback.require_print(str(doc["_id"]), reason, CAUSE):
+                for document_id in found:
+                    if await self.print_fallback.require_print(document_id, reason, CAUSE):
                         printed += 1
                 counts.due[doctype.name] += len(found)
                 counts.printed[doctype.name] += printed

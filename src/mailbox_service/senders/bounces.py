@@ -20,16 +20,15 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
-from pymongo import ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.clock import utcnow
 from mailbox_service.errors import Conflict, InvalidMetadata, NotFound
-from mailbox_service.notifications.outbox import ChannelChange
 from mailbox_service.senders.email_outcomes import already_read, for_sender
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.print_fallback import PrintFallback
+from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.outbox import ChannelChange
 from mailbox_service.types import error_field
 from mailbox_service.untrusted import NOT_BLANK
 
@@ -121,7 +120,7 @@ def _check(report: BounceReport) -> None:
 class BounceIntake:
     def __init__(
         self,
-        documents: AsyncCollection[Doc],
+        documents: DocumentStatusStore,
         events: EventLog,
         print_fallback: PrintFallback,
     ) -> None:
@@ -132,7 +131,7 @@ class BounceIntake:
     async def find(self, report: BounceReport) -> Doc:
         """The bounced document; NotFound when no email of ours matches."""
         if not isinstance(report.message_id, str):
-            doc = await self.documents.find_one({"_id": report.document_id})
+            doc = await self.documents.get(str(report.document_id))
             if doc is None:
                 raise NotFound(f"no document {report.document_id!r}")
             return doc
@@ -140,9 +139,7 @@ class BounceIntake:
         document_id = document_of_message_id(message_id)
         doc = None
         if document_id is not None:
-            doc = await self.documents.find_one(
-                {"_id": document_id, "notifications.email.message_id": message_id}
-            )
+            doc = await self.documents.with_message_id(document_id, message_id)
         if doc is None:
             raise NotFound("no notification email was sent with this message_id")
         return doc
@@ -169,9 +166,7 @@ class BounceIntake:
         change = ChannelChange(
             set={"last_soft_bounce": {"at": now, "reason": reason}}, inc={"soft_bounces": 1}
         )
-        after = await self.documents.find_one_and_update(
-            {"_id": doc["_id"]}, change.update("email"), return_document=ReturnDocument.AFTER
-        )
+        after = await self.documents.update_email_channel(doc["_id"], change.update("email"))
         return _result(after or doc, permanent=False, changed=False, printed=False)
 
     async def _hard(self, doc: Doc, reason: str) -> BounceResult:
@@ -180,12 +175,8 @@ class BounceIntake:
             set={"status": "failed", "error": f"bounced: {reason}", "at": now, "bounced_at": now},
             inc={"version": 1},
         )
-        failed = await self.documents.find_one_and_update(
-            # A document already going out on paper has nothing left to fall back to.
-            {"_id": doc["_id"], "notifications.email.status": "sent", "delivery.mode": "digital"},
-            change.update("email"),
-            return_document=ReturnDocument.AFTER,
-        )
+        # Only a sent email of a digital delivery: one on paper has nothing to fall back to.
+        failed = await self.documents.fail_sent_email(doc["_id"], change.update("email"))
         if failed is not None:
             await self.events.record(
                 failed,
@@ -198,7 +189,7 @@ class BounceIntake:
             printed = await self.print_fallback.require_print(
                 str(doc["_id"]), for_sender(reason), "bounce"
             )
-        current = await self.documents.find_one({"_id": doc["_id"]}) or doc
+        current = await self.documents.get(doc["_id"]) or doc
         return _result(
             current, permanent=True, changed=failed is not None or printed, printed=printed
         )

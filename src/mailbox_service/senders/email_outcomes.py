@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from mailbox_service.senders.event_log import BlockingEventLog
-from mailbox_service.senders.print_fallback import MAX_REASON_CHARS, BlockingPrintFallback
+from mailbox_service.senders.print_fallback import BlockingPrintFallback
+from mailbox_service.storage.document_status import MAX_REASON_CHARS
 
 FailureCause = Literal["relay_refused", "notification_failed", "bounce"]
 

@@ -13,8 +13,6 @@ from typing import Any
 
 import anyio.to_thread
 import dramatiq
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from mailbox_service.log import get_logger
@@ -27,6 +25,7 @@ from mailbox_service.senders.events import (
     new_event,
 )
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.sender_events import BlockingSenderEventStore, SenderEventStore
 
 log = get_logger(__name__)
 
@@ -52,7 +51,7 @@ def enqueue_dispatch(broker: dramatiq.Broker, event: str) -> bool:
 
 
 class BlockingEventLog:
-    def __init__(self, events: Collection[Doc], broker: dramatiq.Broker) -> None:
+    def __init__(self, events: BlockingSenderEventStore, broker: dramatiq.Broker) -> None:
         self.events = events
         self.broker = broker
 
@@ -65,7 +64,7 @@ class BlockingEventLog:
         """Record and publish; the event id, or None when it could not be stored."""
         stored = new_event(document, type_, data)
         try:
-            self.events.insert_one(stored)
+            self.events.insert(stored)
         except PyMongoError as exc:
             _lost(stored, exc)
             return None
@@ -75,7 +74,7 @@ class BlockingEventLog:
 
 
 class EventLog:
-    def __init__(self, events: AsyncCollection[Doc], broker: dramatiq.Broker) -> None:
+    def __init__(self, events: SenderEventStore, broker: dramatiq.Broker) -> None:
         self.events = events
         self.broker = broker
 
@@ -88,7 +87,7 @@ class EventLog:
         """Record and publish; the event id, or None when it could not be stored."""
         stored = new_event(document, type_, data)
         try:
-            await self.events.insert_one(stored)
+            await self.events.insert(stored)
         except PyMongoError as exc:
             _lost(stored, exc)
             return None

@@ -1,7 +1,8 @@
 """The change feed: every event of a source's documents after a cursor, oldest first.
 
 `GET /v1/documents/changes?since=CURSOR&limit=N` is the pull side of a sender's periodic sync:
-it pages through `sender_events` by `_id` with the index `sender_events_feed` (source, _id).
+it pages through `sender_events` by `_id` with the index `sender_events_feed` (source, _id),
+through storage/sender_events.py.
 
 Only events older than `events.SETTLE` are served: ObjectIds from several processes are not
 in time order within one second, so an event written a moment ago could still be overtaken by
@@ -22,19 +23,15 @@ from typing import Annotated
 
 import msgspec
 from bson import ObjectId
-from pymongo import ASCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.clock import utcnow
 from mailbox_service.errors import BadRequest
 from mailbox_service.senders.events import SETTLE, SenderEvent, object_id_of, to_event
-from mailbox_service.storage.documents import one_batch
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.sender_events import SenderEventStore
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 CURSOR_PATTERN = r"^(evt_)?[0-9a-f]{24}$"
-FEED_INDEX = "sender_events_feed"
 _CURSOR = re.compile(CURSOR_PATTERN)
 
 
@@ -64,21 +61,13 @@ def parse_cursor(since: str | None) -> ObjectId | None:
     return position
 
 
-def feed_query(source: str, after: ObjectId | None, bound: ObjectId) -> Doc:
-    """Events of `source` after `after` and before the settle `bound`."""
-    ids: Doc = {"$lt": bound}
-    if after is not None:
-        ids["$gt"] = after
-    return {"source": source, "_id": ids}
-
-
 def settle_bound(now: dt.datetime) -> ObjectId:
     """The smallest id of the second that is still settling: events below it are final."""
     return ObjectId.from_datetime(now - SETTLE)
 
 
 class ChangeFeed:
-    def __init__(self, events: AsyncCollection[Doc]) -> None:
+    def __init__(self, events: SenderEventStore) -> None:
         self.events = events
 
     async def page(
@@ -90,13 +79,7 @@ class ChangeFeed:
             # A cursor from the future of the settle bound (a fresh webhook's event id):
             # nothing after it has settled yet.
             return ChangePage(items=[], next=str(after))
-        found = (
-            self.events.find(feed_query(source, after, bound))
-            .sort("_id", ASCENDING)
-            # Both engines could also walk `_id` and filter by source: slow for a quiet source.
-            .hint(FEED_INDEX)
-        )
-        stored = await one_batch(found, limit).to_list()
+        stored = await self.events.feed_page(source, after, bound, limit)
         # A short page returned every settled event: the next poll may start at the bound.
         next_position = stored[-1]["_id"] if len(stored) == limit else bound
         return ChangePage(items=[to_event(event) for event in stored], next=str(next_position))

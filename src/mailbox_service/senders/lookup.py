@@ -7,10 +7,8 @@ unique index: `_id`, or `source_key` (storage/documents.py), which is (source, s
 
 from __future__ import annotations
 
-from pymongo.asynchronous.collection import AsyncCollection
-
 from mailbox_service.errors import NotFound
-from mailbox_service.storage.documents import source_key
+from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.mongo import Doc
 
 MAX_ID_LENGTH = 64
@@ -18,23 +16,21 @@ MAX_ID_LENGTH = 64
 
 
 class SenderDocuments:
-    def __init__(self, documents: AsyncCollection[Doc]) -> None:
+    def __init__(self, documents: DocumentStatusStore) -> None:
         self.documents = documents
 
     async def get(self, source: str, document_id: str, projection: Doc | None = None) -> Doc:
         """The document `source` sent with this id; NotFound when there is none."""
         found = None
         if len(document_id) <= MAX_ID_LENGTH:
-            found = await self.documents.find_one({"_id": document_id}, projection)
+            found = await self.documents.get(document_id, projection)
         if found is None or found.get("source") != source:
             raise NotFound("no such document", field="document_id")
         return found
 
     async def find(self, source: str, source_ref: str, projection: Doc | None = None) -> Doc | None:
         """The document `source` sent with this reference, or None."""
-        return await self.documents.find_one(
-            {"source_key": source_key(source, source_ref)}, projection
-        )
+        return await self.documents.by_source_ref(source, source_ref, projection)
 
     async def get_by_ref(self, source: str, source_ref: str) -> Doc:
         found = await self.find(source, source_ref)

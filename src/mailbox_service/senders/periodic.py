@@ -34,8 +34,11 @@ from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.print_fallback import PrintFallback
 from mailbox_service.senders.reminders import ReminderPass
 from mailbox_service.settings import Settings
+from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.leases import RunLease
 from mailbox_service.storage.mongo import Collections, connect
+from mailbox_service.storage.reminders import ReminderStore
+from mailbox_service.storage.sender_events import SenderEventStore
 
 log = get_logger(__name__)
 
@@ -70,8 +73,7 @@ def reminder_pass(
 ) -> ReminderPass:
     """The pass the CLI and the worker run (its own SMTP connection, closed after each run)."""
     return ReminderPass(
-        collections.documents,
-        collections.accounts,
+        ReminderStore(collections),
         registry,
         renderer,
         SmtpSender(settings.smtp),
@@ -117,9 +119,9 @@ class SenderPasses:
         return "reminders.sent", {**report.details(), "by": "worker"}
 
     async def _acknowledge(self, collections: Collections, at: dt.datetime) -> Outcome:
-        events = EventLog(collections.sender_events, self.broker)
-        fallback = PrintFallback(collections.documents, events)
-        counts = await AcknowledgementPass(collections.documents, fallback, self.registry).run(at)
+        documents = DocumentStatusStore(collections)
+        fallback = PrintFallback(documents, EventLog(SenderEventStore(collections), self.broker))
+        counts = await AcknowledgementPass(documents, fallback, self.registry).run(at)
         if not counts.total_printed:
             return None
         details = {"at": at.isoformat(), "printed": dict(counts.printed), "by": "worker"}

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from pymongo import UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.reminders import ReminderStore
 
 
 def due_at(day: dt.date) -> dt.datetime:
@@ -45,7 +44,7 @@ class BackfillReport:
 
 
 async def backfill_due(
-    documents: AsyncCollection[Doc],
+    store: ReminderStore,
     registry: DocumentTypeRegistry,
     today: dt.date,
     *,
@@ -58,11 +57,8 @@ async def backfill_due(
     for doctype in registry:
         if type(doctype).reminder_due is DocumentType.reminder_due:
             continue
-        writes: list[UpdateOne] = []
-        cursor = documents.find(
-            {"type": doctype.name, "reminder": {"$exists": False}}, {"attributes": 1}
-        ).batch_size(batch)
-        async for doc in cursor:
+        writes: list[tuple[str, dt.datetime]] = []
+        async for doc in store.without_due(doctype.name, batch):
             try:
                 day = doctype.reminder_due(doctype.validate(dict(doc.get("attributes") or {})))
             except (msgspec.ValidationError, ValueError, TypeError):
@@ -71,21 +67,9 @@ async def backfill_due(
             if day is None or day < today:
                 report.past += 1
                 continue
-            writes.append(
-                UpdateOne(
-                    {"_id": doc["_id"], "reminder": {"$exists": False}},
-                    {"$set": {"reminder": {"due_at": due_at(day)}}},
-                )
-            )
+            writes.append((doc["_id"], due_at(day)))
             if len(writes) >= batch:
-                report.dated += await _apply(documents, writes)
-        report.dated += await _apply(documents, writes)
+                report.dated += await store.set_due(writes)
+                writes = []
+        report.dated += await store.set_due(writes)
     return report
-
-
-async def _apply(documents: AsyncCollection[Doc], writes: list[UpdateOne]) -> int:
-    if not writes:
-        return 0
-    result = await documents.bulk_write(writes, ordered=False)
-    writes.clear()
-    return result.modified_count

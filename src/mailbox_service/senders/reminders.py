@@ -43,9 +43,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
-
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.errors import MailboxError
@@ -65,34 +62,13 @@ from mailbox_service.mail.smtp import SmtpSender
 from mailbox_service.process import worker_name
 from mailbox_service.senders.reminder_due import due_at
 from mailbox_service.settings import Settings
-from mailbox_service.storage.documents import one_batch
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.reminders import ReminderStore
 
 log = get_logger(__name__)
 
 KIND = "reminder"
 """Email kind: templates `<type>/<locale>/reminder.{subject.txt,body.txt,body.html}.j2`."""
-DONE = ("sent", "failed")
-"""Reminder states a pass never looks at again."""
-INDEX = "reminder_due"
-"""The partial index on (`reminder.due_at`, `_id`) every page reads (migration 0012)."""
-
-_FIELDS = {
-    "type": 1,
-    "source": 1,
-    "source_ref": 1,
-    "account_id": 1,
-    "title": 1,
-    "issued_at": 1,
-    "attributes": 1,
-    "recipient": 1,
-    "delivery": 1,
-    "read_at": 1,
-    "archived_at": 1,
-    "status": 1,
-    "reminder": 1,
-    "notifications.email.status": 1,
-}
 
 
 @dataclass
@@ -193,8 +169,7 @@ class ReminderPass:
 
     def __init__(
         self,
-        documents: AsyncCollection[Doc],
-        accounts: AsyncCollection[Doc],
+        store: ReminderStore,
         registry: DocumentTypeRegistry,
         renderer: EmailRenderer,
         smtp: SmtpSender,
@@ -202,8 +177,7 @@ class ReminderPass:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self.documents = documents
-        self.accounts = accounts
+        self.store = store
         self.registry = registry
         self.renderer = renderer
         self.smtp = smtp
@@ -239,13 +213,7 @@ class ReminderPass:
         size = self.settings.reminder.batch_size
         after: str | None = None
         while True:
-            condition: Doc = {"reminder.due_at": due, "reminder.status": {"$nin": list(DONE)}}
-            if after is not None:
-                condition["_id"] = {"$gt": after}
-            cursor = self.documents.find(condition, _FIELDS).sort(
-                [("reminder.due_at", ASCENDING), ("_id", ASCENDING)]
-            )
-            page = await one_batch(cursor, size).to_list(None)
+            page = await self.store.due_page(due, after, size)
             if page:
                 yield page
             if len(page) < size:
@@ -254,9 +222,7 @@ class ReminderPass:
 
     async def _accounts_of(self, page: list[Doc]) -> dict[str, Doc]:
         """The accounts of a page's documents, by id: one read by `_id` per page."""
-        ids = sorted({doc["account_id"] for doc in page})
-        cursor = self.accounts.find({"_id": {"$in": ids}}, {"paperless": 1, "erased_at": 1})
-        return {account["_id"]: account for account in await one_batch(cursor, len(ids)).to_list()}
+        return await self.store.accounts_of(sorted({doc["account_id"] for doc in page}))
 
     async def _one(
         self,
@@ -322,20 +288,12 @@ class ReminderPass:
     async def _claim(self, doc: Doc, doctype: DocumentType) -> Claim | None:
         now = self.clock()
         token = secrets.token_hex(8)
-        before = await self.documents.find_one_and_update(
+        before = await self.store.claim(
             claim_filter(doc, doctype, now),
-            {
-                "$set": {
-                    "reminder.status": "sending",
-                    "reminder.claim": token,
-                    "reminder.worker": worker_name(),
-                    "reminder.lease_until": now + self.claim_lease,
-                    "reminder.at": now,
-                },
-                "$inc": {"reminder.attempts": 1},
-            },
-            projection=_FIELDS,
-            return_document=ReturnDocument.BEFORE,
+            token=token,
+            worker=worker_name(),
+            now=now,
+            lease_until=now + self.claim_lease,
         )
         if before is None:
             return None
@@ -378,13 +336,5 @@ class ReminderPass:
 
     async def _finish(self, claim: Claim, outcome: Mapping[str, Any]) -> bool:
         """Record the outcome if the claim is still ours (its lease was not taken over)."""
-        changes = {f"reminder.{key}": value for key, value in outcome.items()}
-        changes["reminder.at"] = self.clock()
-        result = await self.documents.update_one(
-            {"_id": claim.document["_id"], "reminder.claim": claim.token},
-            {
-                "$set": changes,
-                "$unset": {"reminder.claim": "", "reminder.lease_until": "", "reminder.worker": ""},
-            },
-        )
-        return result.modified_count == 1
+        changes = {**outcome, "at": self.clock()}
+        return await self.store.finish(claim.document["_id"], claim.token, changes)

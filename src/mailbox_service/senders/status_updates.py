@@ -19,8 +19,6 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import msgspec
-from pymongo import ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
@@ -29,6 +27,7 @@ from mailbox_service.log import get_logger
 from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.senders.status import DocumentStatus
+from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.mongo import Doc
 from mailbox_service.types import error_field
 
@@ -110,7 +109,7 @@ def _millis(at: dt.datetime) -> dt.datetime:
 class StatusUpdates:
     def __init__(
         self,
-        documents: AsyncCollection[Doc],
+        documents: DocumentStatusStore,
         registry: DocumentTypeRegistry,
         events: EventLog,
         realtime: RealtimeEmitter,
@@ -139,17 +138,11 @@ class StatusUpdates:
         """Apply `update` to `document` (a stored document of the caller's source)."""
         self.check(document, update)
         at = update.status_at
-        before = await self.documents.find_one_and_update(
-            {
-                "_id": document["_id"],
-                "source": document["source"],
-                "$or": [{"status_at": None}, {"status_at": {"$lt": at}}],
-            },
-            {"$set": {"status": update.status, "status_at": at, "status_updated_at": utcnow()}},
-            return_document=ReturnDocument.BEFORE,
+        before = await self.documents.set_status_if_newer(
+            document["_id"], document["source"], update.status, at, utcnow()
         )
         if before is None:
-            current = await self.documents.find_one({"_id": document["_id"]}) or document
+            current = await self.documents.get(document["_id"]) or document
             repeat = current.get("status") == update.status and current.get("status_at") == at
             return Applied(
                 outcome="unchanged" if repeat else "stale",

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import dramatiq
-import msgspec
-from pymongo.collection import Collection
 
 from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
@@ -35,13 +33,15 @@ from mailbox_service.observability import metrics, tracing
 from mailbox_service.senders.events import WEBHOOK_QUEUE, object_id_of
 from mailbox_service.settings import WebhookSettings
 from mailbox_service.storage.mongo import Doc
-from mailbox_service.webhooks.deliveries import (
+from mailbox_service.storage.sender_events import BlockingSenderEventStore
+from mailbox_service.storage.webhooks import (
     Attempt,
-    BlockingDeliveries,
-    new_delivery,
+    BlockingWebhookDeliveryStore,
+    BlockingWebhookEndpointStore,
+    log_entry,
 )
 from mailbox_service.webhooks.deliveries import delivery_id as delivery_id_of
-from mailbox_service.webhooks.endpoints import BlockingEndpoints
+from mailbox_service.webhooks.deliveries import new_delivery
 from mailbox_service.webhooks.sender import Answer, WebhookSender
 from mailbox_service.webhooks.signing import payload, signed_headers
 
@@ -106,9 +106,9 @@ class Courier:
     def __init__(
         self,
         *,
-        events: Collection[Doc],
-        endpoints: BlockingEndpoints,
-        deliveries: BlockingDeliveries,
+        events: BlockingSenderEventStore,
+        endpoints: BlockingWebhookEndpointStore,
+        deliveries: BlockingWebhookDeliveryStore,
         sender: WebhookSender,
         jobs: WebhookJobs,
         settings: WebhookSettings,
@@ -130,7 +130,7 @@ class Courier:
     def dispatch(self, event_id: str) -> int:
         """Fan one event out; the number of deliveries it stored."""
         object_id = object_id_of(event_id)
-        event = self.events.find_one({"_id": object_id}) if object_id is not None else None
+        event = self.events.get(object_id) if object_id is not None else None
         if event is None or object_id is None:
             log.warning("webhook.event_missing", event_id=event_id)
             return 0
@@ -164,7 +164,7 @@ class Courier:
                 queued.append(delivery["_id"])
         # Marked only once every delivery is stored: a crash before this re-dispatches (the
         # sweep), and the repeat inserts nothing it already has.
-        self.events.update_one({"_id": object_id}, {"$set": {"dispatched": True}})
+        self.events.mark_dispatched(object_id)
         for delivery_id in queued:
             self.jobs.enqueue(delivery_id)
         return stored
@@ -267,5 +267,5 @@ def _recorded(delivery: Doc, result: Result) -> Doc:
         **delivery,
         **result.values,
         "updated_at": result.attempt.at,
-        "log": [msgspec.to_builtins(result.attempt, builtin_types=(dt.datetime,))],
+        "log": [log_entry(result.attempt)],
     }

@@ -12,18 +12,28 @@ import dramatiq
 import msgspec
 
 from mailbox_service.clock import utcnow
+from mailbox_service.errors import Conflict, NotFound
 from mailbox_service.settings import WebhookSettings
-from mailbox_service.storage.mongo import Collections
+from mailbox_service.storage.mongo import Collections, Doc
+from mailbox_service.storage.webhooks import WebhookDeliveryStore, WebhookEndpointStore
 from mailbox_service.webhooks.courier import WebhookJobs
 from mailbox_service.webhooks.deliveries import (
     DELIVERY_PREFIX,
     DeliveryStatus,
-    DeliveryStore,
     WebhookDelivery,
+    to_delivery,
 )
-from mailbox_service.webhooks.endpoints import CreatedEndpoint, EndpointStore, WebhookEndpoint
+from mailbox_service.webhooks.endpoints import (
+    ENDPOINT_PREFIX,
+    CreatedEndpoint,
+    WebhookEndpoint,
+    checked_events,
+    checked_source,
+    to_endpoint,
+)
 from mailbox_service.webhooks.sender import WebhookSender
-from mailbox_service.webhooks.signing import signed_headers, test_payload
+from mailbox_service.webhooks.signing import new_secret, signed_headers, test_payload
+from mailbox_service.webhooks.url_policy import check_for_endpoint
 
 
 class TestResult(msgspec.Struct, kw_only=True):
@@ -46,32 +56,55 @@ class WebhookOperations:
     def __init__(
         self, collections: Collections, broker: dramatiq.Broker, settings: WebhookSettings
     ) -> None:
-        self.endpoints = EndpointStore(collections.webhook_endpoints)
-        self.deliveries = DeliveryStore(collections.webhook_deliveries)
+        self.endpoints = WebhookEndpointStore(collections)
+        self.deliveries = WebhookDeliveryStore(collections)
         self.jobs = WebhookJobs(broker)
         self.settings = settings
 
     async def create(
         self, *, source: str, url: str, events: Sequence[str], by: str
     ) -> CreatedEndpoint:
-        return await self.endpoints.create(
-            source=source,
-            url=url,
-            events=events,
-            by=by,
-            allow_private=self.settings.allow_private,
-        )
+        source = checked_source(source)
+        subscription = checked_events(events)
+        allow_private = self.settings.allow_private
+        await anyio.to_thread.run_sync(lambda: check_for_endpoint(url, allow_private=allow_private))
+        stored: Doc = {
+            "_id": ENDPOINT_PREFIX + secrets.token_hex(8),
+            "source": source,
+            "url": url,
+            "events": subscription,
+            "secret": new_secret(),
+            "state": "active",
+            "disabled_reason": None,
+            "disabled_at": None,
+            "created_at": utcnow(),
+            "created_by": by,
+        }
+        await self.endpoints.insert(stored)
+        endpoint = to_endpoint(stored)
+        return CreatedEndpoint(**msgspec.structs.asdict(endpoint), secret=stored["secret"])
 
     async def all(self, source: str | None = None) -> list[WebhookEndpoint]:
-        return await self.endpoints.all(source)
+        return [to_endpoint(doc) for doc in await self.endpoints.all(source)]
+
+    async def _stored_endpoint(self, endpoint_id: str) -> Doc:
+        """With its secret; NotFound when there is no such endpoint."""
+        found = await self.endpoints.get(endpoint_id)
+        if found is None:
+            raise NotFound(f"no webhook endpoint {endpoint_id[:64]!r}", field="endpoint_id")
+        return found
 
     async def revoke(self, endpoint_id: str, by: str) -> WebhookEndpoint:
-        return await self.endpoints.revoke(endpoint_id, by)
+        """Disable for good; revoking a disabled endpoint keeps its first reason."""
+        changed = await self.endpoints.disable(endpoint_id, f"revoked by {by}")
+        if changed is None:
+            return to_endpoint(await self._stored_endpoint(endpoint_id))
+        return to_endpoint(changed)
 
     async def test(self, endpoint_id: str) -> TestResult:
         """Send a signed `webhook.test` event now, whatever the endpoint's state (to check a
         receiver before re-creating a disabled endpoint); its answer changes nothing."""
-        stored = await self.endpoints.get_stored(endpoint_id)
+        stored = await self._stored_endpoint(endpoint_id)
         at = utcnow()
         message_id = f"{DELIVERY_PREFIX}test_{secrets.token_hex(12)}"
         body = test_payload(endpoint_id, at)
@@ -96,13 +129,27 @@ class WebhookOperations:
     async def page(
         self, *, endpoint_id: str | None, status: DeliveryStatus | None, limit: int
     ) -> list[WebhookDelivery]:
+        """Newest first."""
         if endpoint_id is not None:
-            await self.endpoints.get_stored(endpoint_id)  # NotFound for an unknown endpoint
-        return await self.deliveries.page(endpoint_id=endpoint_id, status=status, limit=limit)
+            await self._stored_endpoint(endpoint_id)  # NotFound for an unknown endpoint
+        found = await self.deliveries.page(endpoint_id=endpoint_id, status=status, limit=limit)
+        return [to_delivery(doc) for doc in found]
+
+    async def get(self, delivery_id: str) -> WebhookDelivery:
+        found = await self.deliveries.get(delivery_id)
+        if found is None:
+            raise NotFound(f"no webhook delivery {delivery_id[:64]!r}", field="delivery_id")
+        return to_delivery(found)
 
     async def resend(self, delivery_id: str, by: str) -> WebhookDelivery:
         """Pending again, same id and body, and a job for it now (the sweep covers a failed
         enqueue)."""
-        delivery = await self.deliveries.resend(delivery_id, by)
+        after = await self.deliveries.resend(delivery_id, by)
+        if after is None:
+            await self.get(delivery_id)  # NotFound, or it exists and is busy
+            raise Conflict(
+                "this delivery is being attempted right now; try again shortly",
+                field="delivery_id",
+            )
         await anyio.to_thread.run_sync(self.jobs.enqueue, delivery_id)
-        return delivery
+        return to_delivery(after)

@@ -18,10 +18,13 @@ from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc
+from mailbox_service.storage.sender_events import BlockingSenderEventStore
+from mailbox_service.storage.webhooks import (
+    BlockingWebhookDeliveryStore,
+    BlockingWebhookEndpointStore,
+)
 from mailbox_service.webhooks.actors import declare_webhook_actors
 from mailbox_service.webhooks.courier import Courier, WebhookJobs
-from mailbox_service.webhooks.deliveries import BlockingDeliveries
-from mailbox_service.webhooks.endpoints import BlockingEndpoints
 from mailbox_service.webhooks.sender import WebhookSender
 from mailbox_service.webhooks.sweep import WebhookSweep, webhook_sweep_thread
 
@@ -46,10 +49,11 @@ class WebhookRuntime:
             pool=max(webhook.threads * 2, 4),
         )
         jobs = WebhookJobs(broker)
-        deliveries = BlockingDeliveries(db["webhook_deliveries"])
+        events = BlockingSenderEventStore(db)
+        deliveries = BlockingWebhookDeliveryStore(db)
         courier = Courier(
-            events=db["sender_events"],
-            endpoints=BlockingEndpoints(db["webhook_endpoints"]),
+            events=events,
+            endpoints=BlockingWebhookEndpointStore(db),
             deliveries=deliveries,
             sender=sender,
             jobs=jobs,
@@ -64,7 +68,7 @@ class WebhookRuntime:
         if sweep:
             sweeper = webhook_sweep_thread(
                 WebhookSweep(
-                    db["sender_events"],
+                    events,
                     deliveries,
                     jobs,
                     grace=dt.timedelta(seconds=webhook.sweep_grace_s),

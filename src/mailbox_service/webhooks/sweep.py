@@ -14,17 +14,15 @@ from __future__ import annotations
 import datetime as dt
 
 from bson import ObjectId
-from pymongo import ASCENDING
-from pymongo.collection import Collection
 
 from mailbox_service.clock import utcnow
 from mailbox_service.log import get_logger
 from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.event_log import enqueue_dispatch
 from mailbox_service.senders.events import event_id
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.sender_events import BlockingSenderEventStore
+from mailbox_service.storage.webhooks import BlockingWebhookDeliveryStore
 from mailbox_service.webhooks.courier import WebhookJobs
-from mailbox_service.webhooks.deliveries import BlockingDeliveries
 
 log = get_logger(__name__)
 
@@ -32,8 +30,8 @@ log = get_logger(__name__)
 class WebhookSweep:
     def __init__(
         self,
-        events: Collection[Doc],
-        deliveries: BlockingDeliveries,
+        events: BlockingSenderEventStore,
+        deliveries: BlockingWebhookDeliveryStore,
         jobs: WebhookJobs,
         *,
         grace: dt.timedelta,
@@ -52,13 +50,8 @@ class WebhookSweep:
         self._enqueued = {k: t for k, t in self._enqueued.items() if t > now - self.grace}
         cutoff = ObjectId.from_datetime(now - self.grace)
         dispatched = 0
-        for event in self.events.find(
-            {"dispatched": False, "_id": {"$lt": cutoff}},
-            {"_id": 1},
-            sort=[("_id", ASCENDING)],
-            limit=self.batch,
-        ):
-            key = (event_id(event["_id"]), -1)
+        for object_id in self.events.undispatched_ids(cutoff, self.batch):
+            key = (event_id(object_id), -1)
             if key in self._enqueued:
                 continue
             if not enqueue_dispatch(self.jobs.broker, key[0]):
