@@ -33,7 +33,6 @@ from mailbox_service.backfill.progress import ProgressDisplay
 from mailbox_service.backfill.report import ErrorLog, LineResult, Summary, Tally
 from mailbox_service.errors import ConfigurationError, DependencyUnavailable
 from mailbox_service.ingestion.service import IngestService
-from mailbox_service.storage.documents import SOURCE_KEY_INDEX
 
 __all__ = ["BackfillOptions", "drive", "preflight", "run_backfill", "stop_on_signals"]
 
@@ -87,16 +86,11 @@ async def preflight(ingest: IngestService) -> None:
     concurrent lines with one reference, and reruns, safe; without it a backfill could store
     duplicates, and before migration 0004 stored documents have no key to be found by.
     """
-    collection = ingest.documents.collection
     try:
-        indexes = await collection.index_information()
+        keyed = await ingest.documents.has_unique_source_key()
     except PyMongoError as exc:
         raise DependencyUnavailable(f"mongodb: {type(exc).__name__}: {exc}") from exc
-    wanted = [(k, int(d)) for k, d in SOURCE_KEY_INDEX.document["key"].items()]
-    if not any(
-        info.get("unique") and [(k, int(d)) for k, d in info["key"]] == wanted
-        for info in indexes.values()
-    ):
+    if not keyed:
         raise ConfigurationError(
             "documents has no unique source_key index (the (source, source_ref) idempotency "
             "key): run `mailbox-service migrate`"

@@ -11,11 +11,10 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import msgspec
-from pymongo.errors import BulkWriteError
 
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
@@ -44,6 +43,12 @@ from mailbox_service.storage.documents import (
     source_key,
 )
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.stored_document import (
+    Blob,
+    Delivery,
+    StoredDocument,
+    encode_document,
+)
 from mailbox_service.types import error_field
 
 log = get_logger(__name__)
@@ -57,7 +62,12 @@ class IngestOutcome:
 
     created: bool
     response: IngestResponse
-    document: Doc
+    stored: StoredDocument
+
+    @property
+    def document(self) -> Doc:
+        """The stored record, untyped, for tools that hand it on as one (demo data, tests)."""
+        return encode_document(self.stored)
 
 
 @dataclass(frozen=True)
@@ -93,18 +103,18 @@ def fingerprint(metadata: DocumentMetadata, attributes: msgspec.Struct, sha256: 
     return hashlib.sha256(canonical).hexdigest()
 
 
-def response_for(doc: Doc) -> IngestResponse:
+def response_for(doc: StoredDocument) -> IngestResponse:
     return IngestResponse(
-        id=doc["_id"],
-        type=doc["type"],
-        account_id=doc["account_id"],
-        source_ref=doc["source_ref"],
-        sha256=doc["blob"]["sha256"],
-        size=doc["blob"]["size"],
-        content_type=doc["blob"]["content_type"],
-        created_at=doc["created_at"],
-        delivery=doc["delivery"]["mode"],
-        reason=doc["delivery"].get("reason"),
+        id=doc.id,
+        type=doc.type,
+        account_id=doc.account_id,
+        source_ref=doc.source_ref,
+        sha256=doc.blob.sha256,
+        size=doc.blob.size,
+        content_type=doc.blob.content_type,
+        created_at=doc.created_at,
+        delivery=doc.delivery.mode,
+        reason=doc.delivery.reason,
     )
 
 
@@ -189,7 +199,7 @@ class IngestService:
         """
         checked = self.check(metadata, file)
         if look_up_first:
-            existing = await self.documents.by_source_ref(source, metadata.source_ref)
+            existing = await self.documents.find_by_source_ref(source, metadata.source_ref)
             if existing is not None:
                 return self._replay(existing, checked.fingerprint)
 
@@ -221,15 +231,15 @@ class IngestService:
             notify=should_notify,
             account=account,
             key_id=key_id,
+            version_id=versions.get(key),
         )
-        _set_version(document, versions.get(key))
 
         try:
             await self.documents.insert(document)
         except DuplicateSourceRef:
             # Lost a race with an identical request: keep theirs, drop our blob.
             await self._remove_blob(key)
-            winner = await self.documents.by_source_ref(source, metadata.source_ref)
+            winner = await self.documents.find_by_source_ref(source, metadata.source_ref)
             assert winner is not None
             return self._replay(winner, checked.fingerprint)
         except BaseException:
@@ -253,75 +263,75 @@ class IngestService:
         notify: bool,
         account: Account | None,
         key_id: str | None = None,
-    ) -> Doc:
-        """The stored form of a new document; `accept` and `accept_many` share it."""
-        key = blob_key(document_id)
+        version_id: str | None = None,
+    ) -> StoredDocument:
+        """The stored form of a new document; `accept` and `accept_many` share it.
+
+        `version_id`: the blob's S3 version (buckets with object locking are versioned): the
+        purge then deletes exactly that version, many per request, instead of listing each
+        key's versions first (lifecycle/retention.py)."""
         delivery = decide_delivery(checked.doctype, metadata, account)
         now = utcnow()
-        issued_at = metadata.issued_at or now
-        document: Doc = {
-            "_id": document_id,
-            "type": metadata.type,
-            "source": source,
-            "ingest_key_id": key_id,
-            "source_ref": metadata.source_ref,
+        issued_at = (metadata.issued_at or now).astimezone(dt.UTC)
+        return StoredDocument(
+            id=document_id,
+            type=metadata.type,
+            source=source,
+            ingest_key_id=key_id,
+            source_ref=metadata.source_ref,
             # The unique idempotency key (see storage/documents.py).
-            "source_key": source_key(source, metadata.source_ref),
-            "account_id": metadata.account_id,
-            "title": metadata.title or checked.doctype.default_title(checked.attributes),
-            "attributes": msgspec.to_builtins(checked.attributes),
-            "summary": checked.doctype.summary(checked.attributes),
-            "recipient": msgspec.to_builtins(metadata.recipient) if metadata.recipient else None,
-            "issued_at": issued_at.astimezone(dt.UTC),
-            "created_at": now,
-            "blob": {
-                "key": key,
-                "size": file.size,
-                "sha256": file.sha256,
-                "content_type": file.content_type,
-                "filename": file.filename,
-            },
-            "delivery": {
-                "mode": delivery.mode,
-                "reason": delivery.reason,
-                "email": delivery.email,
-                "locale": delivery.locale,
-            },
-            "origin": origin,
-            "fingerprint": checked.fingerprint,
-            "read_at": None,
-            "archived_at": None,
-            "first_downloaded_at": None,
+            source_key=source_key(source, metadata.source_ref),
+            account_id=metadata.account_id,
+            title=metadata.title or checked.doctype.default_title(checked.attributes),
+            attributes=msgspec.to_builtins(checked.attributes),
+            summary=checked.doctype.summary(checked.attributes),
+            recipient=msgspec.to_builtins(metadata.recipient) if metadata.recipient else None,
+            issued_at=issued_at,
+            created_at=now,
+            blob=Blob(
+                key=blob_key(document_id),
+                size=file.size,
+                sha256=file.sha256,
+                content_type=file.content_type,
+                filename=file.filename,
+                version_id=version_id or None,
+            ),
+            delivery=Delivery(
+                mode=delivery.mode,
+                reason=delivery.reason,
+                email=delivery.email,
+                locale=delivery.locale,
+            ),
+            origin=origin,
+            fingerprint=checked.fingerprint,
             # Business status, changed by the sender (senders/status_updates.py).
-            "status": checked.doctype.initial_status,
-            "status_at": None,
-            "notifications": _notification_plan(delivery, origin, notify, now),
+            status=checked.doctype.initial_status,
+            notifications=_notification_plan(delivery, origin, notify, now),
             # Only types with a due date are reminded (senders/reminders.py).
-            "reminder": initial_reminder(checked.doctype, checked.attributes),
-            "retain_until": checked.doctype.retain_until(issued_at.astimezone(dt.UTC)),
-        }
-        return document
-
-    async def announce(self, document: Doc) -> None:
-        """After the insert: queue the pending notifications and log the new document."""
-        pending: list[Channel] = [
-            ch for ch, state in document["notifications"].items() if state["status"] == "pending"
-        ]
-        await self.queue.enqueue(document["_id"], pending)
-        metrics.document_ingested(
-            document["type"], document["delivery"]["mode"], document["origin"]
+            reminder=initial_reminder(checked.doctype, checked.attributes),
+            retain_until=checked.doctype.retain_until(issued_at),
         )
+
+    async def announce(self, document: StoredDocument) -> None:
+        """After the insert: queue the pending notifications and log the new document."""
+        pending = [
+            cast(Channel, ch)
+            for ch, state in document.notifications.items()
+            if state["status"] == "pending"
+        ]
+        await self.queue.enqueue(document.id, pending)
+        metrics.document_ingested(document.type, document.delivery.mode, document.origin)
         log.info(
             "document.ingested",
-            document_id=document["_id"],
-            type=document["type"],
-            source=document["source"],
-            origin=document["origin"],
-            size=document["blob"]["size"],
-            delivery=document["delivery"]["mode"],
+            document_id=document.id,
+            type=document.type,
+            source=document.source,
+            origin=document.origin,
+            size=document.blob.size,
+            delivery=document.delivery.mode,
         )
 
-    def _created(self, document: Doc) -> IngestOutcome:
+    def _created(self, document: StoredDocument) -> IngestOutcome:
         return IngestOutcome(True, response_for(document), document)
 
     async def accept_many(
@@ -364,7 +374,7 @@ class IngestService:
 
         fresh = list(first_of_ref.values())
         if look_up_first and fresh:
-            stored = await self.documents.by_source_refs(
+            stored = await self.documents.find_by_source_refs(
                 source, [items[i][0].source_ref for i in fresh]
             )
             for index in fresh:
@@ -447,7 +457,7 @@ class IngestService:
             await self._remove_blobs([blob_key(ids[i]) for i in uploaded])
             raise
 
-        documents: dict[int, Doc] = {}
+        documents: dict[int, StoredDocument] = {}
         for index in sorted(uploaded):
             metadata, file = items[index]
             documents[index] = self._document(
@@ -459,18 +469,15 @@ class IngestService:
                 origin=origin,
                 notify=metadata.notify if notify is None else notify,
                 account=accounts.get(metadata.account_id),
+                version_id=versions.get(index),
             )
-            _set_version(documents[index], versions.get(index))
         if not documents:
             return
         order = list(documents)
         refused: dict[int, dict[str, Any]] = {}
         try:
-            await self.documents.collection.insert_many(
-                [documents[i] for i in order], ordered=False
-            )
-        except BulkWriteError as exc:
-            refused = {order[e["index"]]: e for e in exc.details.get("writeErrors", [])}
+            errors = await self.documents.insert_many([documents[i] for i in order])
+            refused = {order[position]: error for position, error in errors.items()}
         except BaseException as exc:
             # The server may have stored some before failing: keep the blobs of those.
             stored = await self._settle_unknown(documents)
@@ -482,7 +489,7 @@ class IngestService:
             refused = {i: {} for i in order if i not in stored}
             order = [i for i in order if i in stored]
 
-        await self._remove_blobs([documents[i]["blob"]["key"] for i in refused if refused[i]])
+        await self._remove_blobs([documents[i].blob.key for i in refused if refused[i]])
         await self._lock_files([documents[i] for i in order if i not in refused])
         duplicates = [i for i, error in refused.items() if error.get("code") == 11000]
         for index, error in refused.items():
@@ -493,7 +500,7 @@ class IngestService:
         if duplicates:
             # Lost to a stored document with the same reference: replay or conflict.
             try:
-                winners = await self.documents.by_source_refs(
+                winners = await self.documents.find_by_source_refs(
                     source, [items[i][0].source_ref for i in duplicates]
                 )
             except Exception as exc:
@@ -512,28 +519,21 @@ class IngestService:
                 await self.announce(documents[index])
                 results[index] = self._created(documents[index])
 
-    async def _settle_unknown(self, documents: dict[int, Doc]) -> set[int]:
+    async def _settle_unknown(self, documents: dict[int, StoredDocument]) -> set[int]:
         """After an insert_many that failed midway: which items are stored. Blobs of the
         others are removed; if even that cannot be told, every blob stays for the sweep."""
         with anyio.CancelScope(shield=True):
             try:
-                found = {
-                    doc["_id"]
-                    async for doc in self.documents.collection.find(
-                        {"_id": {"$in": [d["_id"] for d in documents.values()]}},
-                        {"_id": 1},
-                        batch_size=len(documents) + 1,
-                    )
-                }
+                found = await self.documents.stored_ids([d.id for d in documents.values()])
             except Exception as exc:
                 log.warning("batch.settle_failed", error=f"{type(exc).__name__}: {exc}")
                 return set()
-            await self._remove_blobs(
-                [d["blob"]["key"] for d in documents.values() if d["_id"] not in found]
-            )
-        return {i for i, d in documents.items() if d["_id"] in found}
+            await self._remove_blobs([d.blob.key for d in documents.values() if d.id not in found])
+        return {i for i, d in documents.items() if d.id in found}
 
-    def _replay_or_error(self, existing: Doc, fingerprint: str) -> IngestOutcome | MailboxError:
+    def _replay_or_error(
+        self, existing: StoredDocument, fingerprint: str
+    ) -> IngestOutcome | MailboxError:
         try:
             return self._replay(existing, fingerprint)
         except Conflict as exc:
@@ -547,27 +547,32 @@ class IngestService:
                 for key in keys:
                     tg.start_soon(self._remove_blob, key)
 
-    def _replay(self, existing: Doc, fingerprint: str) -> IngestOutcome:
-        if existing.get("fingerprint") != fingerprint:
+    def _replay(self, existing: StoredDocument, fingerprint: str) -> IngestOutcome:
+        if existing.fingerprint != fingerprint:
             raise Conflict(
-                f"source_ref {existing['source_ref']!r} was already used for a different document "
-                f"(id {existing['_id']})",
+                f"source_ref {existing.source_ref!r} was already used for a different document "
+                f"(id {existing.id})",
                 field="source_ref",
             )
         return IngestOutcome(False, response_for(existing), existing)
 
-    async def _lock_files(self, documents: list[Doc]) -> None:
+    async def _lock_files(self, documents: list[StoredDocument]) -> None:
         """Write-once files get their S3 retention only now that their metadata is stored: a
         blob locked before that could not be removed when the insert fails (a replay race, a
         conflict, MongoDB down) and would stay an undeletable orphan until `retain_until`."""
-        locked = [d for d in documents if self.registry.get(d["type"]).immutable_files]
+        # A lock needs an end: a document without `retain_until` has nothing to lock until.
+        locked = [
+            (d.blob.key, d.retain_until, d.id)
+            for d in documents
+            if self.registry.get(d.type).immutable_files and d.retain_until is not None
+        ]
         if not locked or not await self.blobs.object_lock_enabled():
             return
-        for document in locked:
+        for key, until, document_id in locked:
             try:
-                await self.blobs.lock(document["blob"]["key"], document["retain_until"])
+                await self.blobs.lock(key, until)
             except Exception as exc:  # the document is stored; say loudly that its file is not
-                log.error("blob.lock_failed", document_id=document["_id"], error=str(exc))
+                log.error("blob.lock_failed", document_id=document_id, error=str(exc))
 
     async def _remove_blob(self, key: str) -> None:
         # Shielded: a cancelled request must still clean up what it wrote.
@@ -576,11 +581,3 @@ class IngestService:
                 await self.blobs.delete(key)
             except Exception as exc:  # the orphan sweep will retry
                 log.warning("blob.cleanup_failed", key=key, error=str(exc))
-
-
-def _set_version(document: Doc, version_id: str | None) -> None:
-    """Remember the blob's S3 version (buckets with object locking are versioned): the purge
-    then deletes exactly that version, many per request, instead of listing each key's
-    versions first (lifecycle/retention.py)."""
-    if version_id:
-        document["blob"]["version_id"] = version_id

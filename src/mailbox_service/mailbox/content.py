@@ -18,7 +18,6 @@ from urllib.parse import quote
 from mailbox_service.errors import DependencyUnavailable
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.mongo import Doc
 
 log = get_logger(__name__)
 
@@ -98,18 +97,19 @@ def range_applies(if_range: str | None, etag: str) -> bool:
     return if_range is None or if_range.strip() == etag
 
 
-def safe_filename(doc: Doc) -> str:
-    """A display name without paths, control characters or surprises, with a fitting suffix."""
-    blob = doc.get("blob") or {}
-    raw = blob.get("filename") or doc.get("title") or f"document-{doc['_id']}"
+def safe_filename(
+    document_id: str, title: str, filename: str | None, content_type: str | None
+) -> str:
+    """A display name without paths, control characters or surprises, with a fitting suffix:
+    the uploaded file's name, else the document's title."""
+    raw = filename or title or f"document-{document_id}"
     name = unicodedata.normalize("NFC", str(raw))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _CONTROL.sub("", name).replace('"', "'").strip().lstrip(".")
     name = re.sub(r"\s+", " ", name)[:MAX_FILENAME_LENGTH].strip()
     if not name:
-        name = f"document-{doc['_id']}"
-    content_type = blob.get("content_type") or "application/octet-stream"
-    extension = mimetypes.guess_extension(content_type) or ""
+        name = f"document-{document_id}"
+    extension = mimetypes.guess_extension(content_type or "application/octet-stream") or ""
     if extension and not name.lower().endswith(extension):
         name += extension
     return name

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.stored_document import ListedDocument, StoredDocument
 from mailbox_service.types import Email, Locale
 
 
@@ -93,61 +93,47 @@ class PreferencesUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     locale: Locale | msgspec.UnsetType | None = msgspec.UNSET
 
 
-# Only these fields are read for list items; a projection keeps big attributes off the wire.
-ITEM_PROJECTION: dict[str, int] = {
-    "type": 1,
-    "account_id": 1,
-    "title": 1,
-    "summary": 1,
-    "issued_at": 1,
-    "read_at": 1,
-    "archived_at": 1,
-    "blob.size": 1,
-    "blob.content_type": 1,
-    "status": 1,
-    "status_at": 1,
-}
-
-
-def item_from(doc: Doc) -> DocumentItem:
-    blob = doc.get("blob") or {}
+def item_from(doc: ListedDocument) -> DocumentItem:
+    """The list entry of a listed document (the list reads only LISTED_FIELDS)."""
+    blob = doc.blob
     return DocumentItem(
-        id=doc["_id"],
-        type=doc["type"],
-        account_id=doc["account_id"],
-        title=doc.get("title") or "",
-        summary=doc.get("summary") or {},
-        issued_at=doc["issued_at"],
-        read_at=doc.get("read_at"),
-        archived=doc.get("archived_at") is not None,
-        size=int(blob.get("size") or 0),
-        content_type=blob.get("content_type") or "application/octet-stream",
-        status=doc.get("status"),
-        status_at=doc.get("status_at"),
+        id=doc.id,
+        type=doc.type,
+        account_id=doc.account_id,
+        title=doc.title or "",
+        summary=doc.summary or {},
+        issued_at=doc.issued_at,
+        read_at=doc.read_at,
+        archived=doc.archived_at is not None,
+        size=blob.size if blob else 0,
+        content_type=(blob.content_type if blob else "") or "application/octet-stream",
+        status=doc.status,
+        status_at=doc.status_at,
     )
 
 
-def detail_from(doc: Doc) -> DocumentDetail:
-    blob = doc.get("blob") or {}
+def detail_from(doc: StoredDocument) -> DocumentDetail:
+    """Everything a customer may see of a stored document."""
+    blob = doc.blob
     return DocumentDetail(
-        id=doc["_id"],
-        type=doc["type"],
-        account_id=doc["account_id"],
-        title=doc.get("title") or "",
-        summary=doc.get("summary") or {},
-        attributes=doc.get("attributes") or {},
-        issued_at=doc["issued_at"],
-        created_at=doc["created_at"],
-        read_at=doc.get("read_at"),
-        first_read_at=doc.get("first_read_at"),
-        archived=doc.get("archived_at") is not None,
-        archived_at=doc.get("archived_at"),
-        first_downloaded_at=doc.get("first_downloaded_at"),
-        retain_until=doc.get("retain_until"),
-        size=int(blob.get("size") or 0),
-        content_type=blob.get("content_type") or "application/octet-stream",
-        filename=blob.get("filename"),
-        sha256=blob.get("sha256") or "",
-        status=doc.get("status"),
-        status_at=doc.get("status_at"),
+        id=doc.id,
+        type=doc.type,
+        account_id=doc.account_id,
+        title=doc.title or "",
+        summary=doc.summary or {},
+        attributes=doc.attributes or {},
+        issued_at=doc.issued_at,
+        created_at=doc.created_at,
+        read_at=doc.read_at,
+        first_read_at=doc.first_read_at,
+        archived=doc.archived,
+        archived_at=doc.archived_at,
+        first_downloaded_at=doc.first_downloaded_at,
+        retain_until=doc.retain_until,
+        size=blob.size,
+        content_type=blob.content_type or "application/octet-stream",
+        filename=blob.filename,
+        sha256=blob.sha256,
+        status=doc.status,
+        status_at=doc.status_at,
     )

@@ -2,24 +2,20 @@
 
 A document of another account is indistinguishable from one that does not exist (404).
 
-Lists are newest first by (issued_at, _id) and paged by keyset: a page starts strictly after
-the last item of the previous one (a `$nor` filter, `keyset_after`), so documents arriving
-meanwhile neither repeat nor shift items, and on DocumentDB page 50 reads what page 1 reads.
-Every query shape here is served by an index (migrations/0002_mailbox_indexes.py; lookups by
-`_id`), and every request gets its answer in one batch (`one_batch`):
+Lists are newest first by (issued_at, _id) and paged by keyset (storage/inbox.py has the
+queries). Every query shape here is served by an index (migrations/0002_mailbox_indexes.py;
+lookups by `_id`), and every request gets its answer in one batch (`one_batch`):
 tests/integration/mailbox/test_mailbox_indexes.py runs these methods, explains what they sent and
-checks that no cursor needed a getMore. `list_query` is public so the benchmark can send
-exactly what the API sends.
+checks that no cursor needed a getMore.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import msgspec
-from pymongo import DESCENDING, ReturnDocument
 
 from mailbox_service.auth.tokens import PortalUser
 from mailbox_service.clock import utcnow
@@ -29,7 +25,6 @@ from mailbox_service.log import get_logger
 from mailbox_service.mailbox import access
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import (
-    ITEM_PROJECTION,
     DocumentPage,
     Preferences,
     PreferencesUpdate,
@@ -40,75 +35,17 @@ from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.senders.email_outcomes import time_text
 from mailbox_service.senders.event_log import EventLog
 from mailbox_service.storage.accounts import Account, AccountStore
-from mailbox_service.storage.documents import DocumentStore, one_batch
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.stored_document import StoredDocument
 from mailbox_service.types import error_field
 
 log = get_logger(__name__)
 
-SORT: list[tuple[str, int]] = [("issued_at", DESCENDING), ("_id", DESCENDING)]
-UNREAD_ROWS_BATCH = 10_000
-"""First batch of the unread count: one row per (account, type) with unread documents, so the
-answer comes in one reply (the default, 101 rows, is 34 accounts of three types)."""
 MAX_ID_LENGTH = 64
 
 
 class InvalidPreferences(InvalidMetadata):
     """A preferences body failed validation (422); `field` names the offending field."""
-
-
-def account_match(accounts: Sequence[str]) -> Any:
-    # A plain equality for one account, the common case; `$in` for several. Both bound the
-    # index scan on MongoDB and on DocumentDB (tests/integration/mailbox/test_mailbox_indexes.py).
-    return accounts[0] if len(accounts) == 1 else {"$in": list(accounts)}
-
-
-def list_query(accounts: Sequence[str], filters: ListFilters, after: Position | None) -> Doc:
-    """The MongoDB filter of one list page (sorted by SORT)."""
-    query: Doc = {
-        "account_id": account_match(accounts),
-        "archived_at": {"$ne": None} if filters.archived else None,
-    }
-    if filters.type is not None:
-        query["type"] = filters.type
-    if filters.unread is not None:
-        query["read_at"] = None if filters.unread else {"$ne": None}
-    issued: Doc = {}
-    if filters.issued_from is not None:
-        issued["$gte"] = filters.issued_from
-    if filters.issued_to is not None:
-        issued["$lt"] = filters.issued_to
-    if after is not None:
-        query["$nor"] = keyset_after(after)
-    if issued:
-        query["issued_at"] = issued
-    return query
-
-
-def keyset_after(after: Position) -> list[Doc]:
-    """`$nor` operands: the items strictly after `after` in (issued_at, _id) descending order.
-
-    Not (issued later, or issued at the same millisecond with an `_id` not below the cursor's).
-    A negation, on purpose: it is a filter, never an index bound. On DocumentDB any `issued_at`
-    range in the index condition (`$lte`, `$lt`, `$not: {$gt}`, or `$or` branches with them)
-    makes the composite index scan walk every entry of the whole collection in that range, not
-    only the account's, and spill it to a temp sort: page 21 cost 2-3x page 1 at 100,000
-    documents and 30x at 1,000,000. With only the equalities in the index condition, it reads
-    the account's inbox and filters it, exactly what the first page reads (docs/api.md,
-    Indexes). On MongoDB the index walk stays in sort order and the filter runs on the index
-    keys; it steps over the earlier pages' keys instead of seeking past them.
-    """
-    return [
-        {"issued_at": {"$gt": after.issued_at}},
-        {"issued_at": after.issued_at, "_id": {"$gte": after.id}},
-    ]
-
-
-def unread_pipeline(accounts: Sequence[str]) -> list[Doc]:
-    return [
-        {"$match": {"account_id": account_match(accounts), "archived_at": None, "read_at": None}},
-        {"$group": {"_id": {"account": "$account_id", "type": "$type"}, "n": {"$sum": 1}}},
-    ]
 
 
 def preferences_from(account: Account) -> Preferences:
@@ -148,7 +85,7 @@ class MailboxService:
         realtime: RealtimeEmitter,
         sender_events: EventLog | None = None,
     ) -> None:
-        self._docs = documents.collection
+        self._docs = documents
         self._accounts = accounts
         self._cursors = cursors
         self._realtime = realtime
@@ -170,21 +107,22 @@ class MailboxService:
             accounts = user.accounts
         if not accounts:
             return DocumentPage(items=[], next_cursor=None)
-        found = self._docs.find(list_query(accounts, filters, after), ITEM_PROJECTION)
-        docs = await one_batch(found.sort(SORT), limit + 1).to_list()
+        docs = await self._docs.page(accounts, filters, after, limit + 1)
         next_cursor = None
         if len(docs) > limit:
             docs = docs[:limit]
             last = docs[-1]
-            next_cursor = self._cursors.encode(Position(last["issued_at"], last["_id"]), digest)
+            next_cursor = self._cursors.encode(Position(last.issued_at, last.id), digest)
         return DocumentPage(items=[item_from(doc) for doc in docs], next_cursor=next_cursor)
 
-    async def get(self, user: PortalUser, document_id: str) -> Doc:
-        doc: Doc | None = None
+    async def get(self, user: PortalUser, document_id: str) -> StoredDocument:
+        doc: StoredDocument | None = None
         if (user.accounts or user.support) and len(document_id) <= MAX_ID_LENGTH:
             # Support reads any account's document; every other caller only their own.
-            scope = {"_id": document_id} if user.support else self._scope(user, document_id)
-            doc = await self._docs.find_one(scope)
+            if user.support:
+                doc = await self._docs.get(document_id)
+            else:
+                doc = await self._docs.get_for_accounts(document_id, user.accounts)
         if doc is None:
             raise NotFound("no such document")
         return doc
@@ -193,11 +131,7 @@ class MailboxService:
         by_account = dict.fromkeys(user.accounts, 0)
         by_type: dict[str, int] = {}
         if user.accounts:
-            rows = await self._docs.aggregate(
-                unread_pipeline(user.accounts), batchSize=UNREAD_ROWS_BATCH
-            )
-            async for row in rows:
-                account, doctype, n = row["_id"]["account"], row["_id"]["type"], int(row["n"])
+            for account, doctype, n in await self._docs.unread_counts(user.accounts):
                 by_account[account] = by_account.get(account, 0) + n
                 by_type[doctype] = by_type.get(doctype, 0) + n
         return UnreadCount(
@@ -208,56 +142,42 @@ class MailboxService:
 
     # --- changing ------------------------------------------------------------------------
 
-    async def mark_read(self, user: PortalUser, document_id: str, read: bool) -> Doc:
+    async def mark_read(self, user: PortalUser, document_id: str, read: bool) -> StoredDocument:
         """Set or clear `read_at`. The first read is kept in `first_read_at` for the record,
         and only the first read tells the sender (`document.read`): reading again after "mark
         unread" does not."""
         now = utcnow()
-        if read:
-            doc, changed = await self._transition(
-                user,
-                document_id,
-                when={"read_at": None},
-                update={"$set": {"read_at": now}, "$min": {"first_read_at": now}},
-            )
-            # `$min` kept an earlier first read; only the call that set it sees `now` there.
-            if changed and doc.get("first_read_at") == now:
-                await self._tell_sender(doc, "document.read", now)
-            return doc
-        doc, _ = await self._transition(
-            user, document_id, when={"read_at": {"$ne": None}}, update={"$set": {"read_at": None}}
+        doc, changed = await self._transition(
+            user,
+            document_id,
+            lambda accounts: self._docs.set_read(document_id, accounts, read=read, at=now),
         )
+        # The first read is kept when it is earlier; only the call that set it sees `now`.
+        if read and changed and doc.first_read_at == now:
+            await self._tell_sender(doc, "document.read", now)
         return doc
 
-    async def mark_archived(self, user: PortalUser, document_id: str, archived: bool) -> Doc:
-        if archived:
-            doc, _ = await self._transition(
-                user,
-                document_id,
-                when={"archived_at": None},
-                update={"$set": {"archived_at": utcnow()}},
-            )
-            return doc
+    async def mark_archived(
+        self, user: PortalUser, document_id: str, archived: bool
+    ) -> StoredDocument:
+        now = utcnow()
         doc, _ = await self._transition(
             user,
             document_id,
-            when={"archived_at": {"$ne": None}},
-            update={"$set": {"archived_at": None}},
+            lambda accounts: self._docs.set_archived(
+                document_id, accounts, archived=archived, at=now
+            ),
         )
         return doc
 
-    async def record_download(self, user: PortalUser, doc: Doc) -> None:
+    async def record_download(self, user: PortalUser, doc: StoredDocument) -> None:
         """Remember the customer's first download (later ones leave the time alone) and tell
         the sender once. A support agent looking at another account's file is not the
         customer downloading it: nothing is recorded then."""
-        if doc["account_id"] not in user.accounts:
+        if doc.account_id not in user.accounts:
             return
         now = utcnow()
-        done = await self._docs.update_one(
-            {"_id": doc["_id"], "first_downloaded_at": None},
-            {"$set": {"first_downloaded_at": now}},
-        )
-        if done.modified_count:
+        if await self._docs.record_first_download(doc.id, now):
             await self._tell_sender(doc, "document.downloaded", now)
 
     # --- preferences -----------------------------------------------------------------------
@@ -285,38 +205,34 @@ class MailboxService:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _scope(user: PortalUser, document_id: str) -> Doc:
-        return {"_id": document_id, "account_id": account_match(user.accounts)}
-
     async def _tell_sender(
-        self, doc: Doc, event: Literal["document.read", "document.downloaded"], at: dt.datetime
+        self,
+        doc: StoredDocument,
+        event: Literal["document.read", "document.downloaded"],
+        at: dt.datetime,
     ) -> None:
         # When, never who: the event carries no user.
         if self._sender_events is not None:
-            await self._sender_events.record(doc, event, {"at": time_text(at)})
+            await self._sender_events.record(doc.event_subject(), event, {"at": time_text(at)})
 
     async def _transition(
-        self, user: PortalUser, document_id: str, when: Doc, update: Doc
-    ) -> tuple[Doc, bool]:
-        """Apply `update` if the document is in state `when`; announce only real changes.
-        The document as it is now, and whether this call changed it."""
+        self,
+        user: PortalUser,
+        document_id: str,
+        change: Callable[[Sequence[str]], Awaitable[StoredDocument | None]],
+    ) -> tuple[StoredDocument, bool]:
+        """Apply `change` (a compare-and-set on the user's accounts); announce only real
+        changes. The document as it is now, and whether this call changed it."""
         if len(document_id) > MAX_ID_LENGTH:
             raise NotFound("no such document")
-        doc = None
-        if user.accounts:
-            doc = await self._docs.find_one_and_update(
-                {**self._scope(user, document_id), **when},
-                update,
-                return_document=ReturnDocument.AFTER,
-            )
+        doc = await change(user.accounts) if user.accounts else None
         if doc is None:
             current = await self.get(user, document_id)  # 404, or already in that state
-            access.require_own_account(user, current["account_id"])  # support reads only
+            access.require_own_account(user, current.account_id)  # support reads only
             return current, False
         try:
             await self._realtime.emit_updated(doc)
         except DependencyUnavailable as exc:
             # The change is stored; clients catch up when they next load the list.
-            log.warning("realtime.emit_failed", document_id=doc["_id"], error=str(exc))
+            log.warning("realtime.emit_failed", document_id=doc.id, error=str(exc))
         return doc, True

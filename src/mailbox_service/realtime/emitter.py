@@ -28,13 +28,18 @@ from mailbox_service.realtime.events import (
     CHANNEL,
     NAMESPACE,
     DocumentEvent,
+    EventSource,
     created_event,
     emit_document_event,
     room_for,
+    typed,
     updated_event,
     wire_data,
 )
 from mailbox_service.storage.mongo import Doc
+
+Source = EventSource | Doc
+"""A typed document, or a raw record from code that does not read typed documents yet."""
 
 REDIS_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 5}
 
@@ -69,13 +74,13 @@ class RealtimeEmitter:
         with observe("redis", "socketio_emit"):
             await emit_document_event(self._manager, event)
 
-    async def emit_created(self, doc: Doc) -> None:
+    async def emit_created(self, doc: Source) -> None:
         """`document.created` to the document's account room (the worker calls this)."""
-        await self.emit(created_event(doc))
+        await self.emit(created_event(typed(doc)))
 
-    async def emit_updated(self, doc: Doc) -> None:
+    async def emit_updated(self, doc: Source) -> None:
         """`document.updated` with the document's current read/archive state."""
-        await self.emit(updated_event(doc))
+        await self.emit(updated_event(typed(doc)))
 
     async def close(self) -> None:
         redis = self._manager.redis
@@ -99,11 +104,11 @@ class BlockingRealtimeEmitter:
                 event.event, wire_data(event), namespace=NAMESPACE, room=room_for(event.account_id)
             )
 
-    def emit_created(self, doc: Doc) -> None:
-        self.emit(created_event(doc))
+    def emit_created(self, doc: Source) -> None:
+        self.emit(created_event(typed(doc)))
 
-    def emit_updated(self, doc: Doc) -> None:
-        self.emit(updated_event(doc))
+    def emit_updated(self, doc: Source) -> None:
+        self.emit(updated_event(typed(doc)))
 
     def close(self) -> None:
         redis = self._manager.redis

@@ -8,11 +8,12 @@ Payloads are small: a client that wants more asks `GET /v1/mailbox/documents/{id
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 import msgspec
 
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.stored_document import decode_state
 
 NAMESPACE = "/"
 CHANNEL = "mailbox-socketio"
@@ -55,29 +56,64 @@ class DocumentUpdated(msgspec.Struct, frozen=True):
 DocumentEvent = DocumentCreated | DocumentUpdated
 
 
-def created_event(doc: Doc) -> DocumentCreated:
+class EventSource(Protocol):
+    """A typed document the events are made from: StoredDocument, or DocumentState for a
+    partial record (storage/stored_document.py)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def summary(self) -> dict[str, Any]: ...
+    @property
+    def issued_at(self) -> dt.datetime | None: ...
+    @property
+    def read_at(self) -> dt.datetime | None: ...
+    @property
+    def archived_at(self) -> dt.datetime | None: ...
+    @property
+    def first_downloaded_at(self) -> dt.datetime | None: ...
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def status_at(self) -> dt.datetime | None: ...
+
+
+def typed(doc: EventSource | Mapping[str, Any]) -> EventSource:
+    """Callers that still hold a raw record (possibly a projection) get it decoded once."""
+    return decode_state(doc) if isinstance(doc, Mapping) else doc
+
+
+def created_event(doc: EventSource) -> DocumentCreated:
     """The `document.created` payload of a stored document."""
+    if doc.issued_at is None:
+        raise ValueError(f"document {doc.id} has no issued_at")
     return DocumentCreated(
-        id=doc["_id"],
-        type=doc["type"],
-        account_id=doc["account_id"],
-        title=doc.get("title") or "",
-        summary=doc.get("summary") or {},
-        issued_at=doc["issued_at"],
+        id=doc.id,
+        type=doc.type,
+        account_id=doc.account_id,
+        title=doc.title or "",
+        summary=doc.summary or {},
+        issued_at=doc.issued_at,
     )
 
 
-def updated_event(doc: Doc) -> DocumentUpdated:
+def updated_event(doc: EventSource) -> DocumentUpdated:
     """The `document.updated` payload of a stored document."""
     return DocumentUpdated(
-        id=doc["_id"],
-        account_id=doc["account_id"],
-        read_at=doc.get("read_at"),
-        archived=doc.get("archived_at") is not None,
-        archived_at=doc.get("archived_at"),
-        first_downloaded_at=doc.get("first_downloaded_at"),
-        status=doc.get("status"),
-        status_at=doc.get("status_at"),
+        id=doc.id,
+        account_id=doc.account_id,
+        read_at=doc.read_at,
+        archived=doc.archived_at is not None,
+        archived_at=doc.archived_at,
+        first_downloaded_at=doc.first_downloaded_at,
+        status=doc.status,
+        status_at=doc.status_at,
     )
 
 

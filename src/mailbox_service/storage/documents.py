@@ -1,7 +1,11 @@
 """DocumentStore: the `documents` collection, the source of truth for every document.
 
+Every read returns StoredDocument (or ListedDocument for an inbox page), decoded once per
+record; every insert encodes one. Each method wraps exactly one query: no service sees the
+collection, and none pays a round trip more than it did with it.
+
 Notification state lives on the document itself (`notifications.<channel>`), which makes the
-collection the outbox: see notifications/outbox.py for the claim and status updates.
+collection the outbox: the outbox module owns the claim and status updates.
 
 Idempotency: (source, source_ref) is unique through one string field, `source_key`, with a
 single-field unique index. A compound unique index on the pair is what MongoDB would suggest,
@@ -13,16 +17,33 @@ blob keys.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailbox_service.errors import ServiceError
+from mailbox_service.storage.inbox import (
+    SORT,
+    UNREAD_ROWS_BATCH,
+    InboxFilter,
+    KeysetPosition,
+    account_match,
+    list_query,
+    unread_pipeline,
+)
 from mailbox_service.storage.mongo import Collections, Doc
+from mailbox_service.storage.stored_document import (
+    LISTED_FIELDS,
+    ListedDocument,
+    StoredDocument,
+    decode_document,
+    decode_listed,
+    encode_document,
+)
 
 SOURCE_KEY_SEPARATOR = "\x1f"
 """ASCII unit separator: neither a source name nor a source_ref can contain it (both are
@@ -75,33 +96,69 @@ class DocumentStore:
     def __init__(self, collections: Collections) -> None:
         self._docs = collections.documents
 
-    @property
-    def collection(self) -> Any:
-        return self._docs
+    # --- writing new documents ------------------------------------------------------------
 
-    async def insert(self, document: Doc) -> None:
+    async def insert(self, document: StoredDocument) -> None:
+        await self.insert_record(encode_document(document))
+
+    async def insert_record(self, record: Doc) -> None:
+        """Insert an already encoded record (restores, and tests of the stored shape)."""
         try:
-            await self._docs.insert_one(document)
+            await self._docs.insert_one(record)
         except DuplicateKeyError as exc:
             raise DuplicateSourceRef(str(exc)) from exc
 
-    async def by_source_ref(self, source: str, source_ref: str) -> Doc | None:
-        return await self._docs.find_one({"source_key": source_key(source, source_ref)})
+    async def insert_many(self, documents: Sequence[StoredDocument]) -> dict[int, Doc]:
+        """One unordered insert_many. Returns the write errors by position in `documents`
+        (a duplicate source_key has `code` 11000); empty when all were stored. Any other
+        failure (the connection lost midway) raises: the caller then asks `stored_ids`."""
+        try:
+            await self._docs.insert_many([encode_document(d) for d in documents], ordered=False)
+        except BulkWriteError as exc:
+            return {e["index"]: e for e in exc.details.get("writeErrors", [])}
+        return {}
 
-    async def by_source_refs(self, source: str, refs: Iterable[str]) -> dict[str, Doc]:
+    async def stored_ids(self, document_ids: Sequence[str]) -> set[str]:
+        """Which of `document_ids` exist (one query; settles a write that failed midway)."""
+        found = self._docs.find(
+            {"_id": {"$in": list(document_ids)}}, {"_id": 1}, batch_size=len(document_ids) + 1
+        )
+        return {str(record["_id"]) async for record in found}
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def find_by_source_ref(self, source: str, source_ref: str) -> StoredDocument | None:
+        record = await self._docs.find_one({"source_key": source_key(source, source_ref)})
+        return None if record is None else decode_document(record)
+
+    async def find_by_source_refs(
+        self, source: str, refs: Iterable[str]
+    ) -> dict[str, StoredDocument]:
         """The stored documents of `source` among `refs`, by source_ref (one query)."""
         keys = sorted({source_key(source, ref) for ref in refs})
         if not keys:
             return {}
         found = one_batch(self._docs.find({"source_key": {"$in": keys}}), len(keys))
-        return {doc["source_ref"]: doc async for doc in found}
+        documents = [decode_document(record) async for record in found]
+        return {document.source_ref: document for document in documents}
 
-    async def get(self, document_id: str) -> Doc | None:
-        return await self._docs.find_one({"_id": document_id})
+    async def get(self, document_id: str) -> StoredDocument | None:
+        record = await self._docs.find_one({"_id": document_id})
+        return None if record is None else decode_document(record)
 
-    async def get_for_accounts(self, document_id: str, accounts: list[str]) -> Doc | None:
+    async def get_for_accounts(
+        self, document_id: str, accounts: Sequence[str]
+    ) -> StoredDocument | None:
         """The document if it belongs to one of `accounts`, else None (callers answer 404)."""
-        return await self._docs.find_one({"_id": document_id, "account_id": {"$in": accounts}})
+        record = await self._docs.find_one(
+            {"_id": document_id, "account_id": account_match(accounts)}
+        )
+        return None if record is None else decode_document(record)
+
+    async def record(self, document_id: str) -> Doc | None:
+        """The record exactly as stored, untyped: for what checks or exports the stored shape
+        itself (the evidence bundle, tests). Services read `get`."""
+        return await self._docs.find_one({"_id": document_id})
 
     async def has_blob_key(self, key: str) -> bool:
         """Whether a document owns the blob `key`. Every document's key is `blob_key` of its
@@ -111,3 +168,77 @@ class DocumentStore:
         document_id = document_id_of_blob(key)
         found = await self._docs.find_one({"_id": document_id, "blob.key": key}, {"_id": 1})
         return found is not None
+
+    async def has_unique_source_key(self) -> bool:
+        """Whether the idempotency index (SOURCE_KEY_INDEX) exists, as migration 0004 made it."""
+        indexes = await self._docs.index_information()
+        wanted = [(k, int(d)) for k, d in SOURCE_KEY_INDEX.document["key"].items()]
+        return any(
+            info.get("unique") and [(k, int(d)) for k, d in info["key"]] == wanted
+            for info in indexes.values()
+        )
+
+    # --- the portal inbox ------------------------------------------------------------------
+
+    async def page(
+        self,
+        accounts: Sequence[str],
+        filters: InboxFilter,
+        after: KeysetPosition | None,
+        n: int,
+    ) -> list[ListedDocument]:
+        """At most `n` list items of `accounts` after `after`, newest first, in one batch."""
+        found = self._docs.find(list_query(accounts, filters, after), LISTED_FIELDS)
+        records = await one_batch(found.sort(SORT), n).to_list()
+        return [decode_listed(record) for record in records]
+
+    async def unread_counts(self, accounts: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(account, type, unread and not archived) for every pair that has any."""
+        rows = await self._docs.aggregate(unread_pipeline(accounts), batchSize=UNREAD_ROWS_BATCH)
+        return [(row["_id"]["account"], row["_id"]["type"], int(row["n"])) async for row in rows]
+
+    # --- the customer's state: compare-and-set, one round trip each ------------------------
+
+    async def set_read(
+        self, document_id: str, accounts: Sequence[str], *, read: bool, at: dt.datetime
+    ) -> StoredDocument | None:
+        """Mark read (keeping the first read in `first_read_at`) or unread, if the document
+        of `accounts` is not in that state yet. The document after the change; None when
+        nothing changed (no such document, or already so)."""
+        if read:
+            when: Doc = {"read_at": None}
+            update: Doc = {"$set": {"read_at": at}, "$min": {"first_read_at": at}}
+        else:
+            when = {"read_at": {"$ne": None}}
+            update = {"$set": {"read_at": None}}
+        return await self._change(document_id, accounts, when, update)
+
+    async def set_archived(
+        self, document_id: str, accounts: Sequence[str], *, archived: bool, at: dt.datetime
+    ) -> StoredDocument | None:
+        """Archive or unarchive, if not so yet; as `set_read`."""
+        if archived:
+            when: Doc = {"archived_at": None}
+            update: Doc = {"$set": {"archived_at": at}}
+        else:
+            when = {"archived_at": {"$ne": None}}
+            update = {"$set": {"archived_at": None}}
+        return await self._change(document_id, accounts, when, update)
+
+    async def record_first_download(self, document_id: str, at: dt.datetime) -> bool:
+        """Set `first_downloaded_at` unless already set; whether this call set it."""
+        done = await self._docs.update_one(
+            {"_id": document_id, "first_downloaded_at": None},
+            {"$set": {"first_downloaded_at": at}},
+        )
+        return bool(done.modified_count)
+
+    async def _change(
+        self, document_id: str, accounts: Sequence[str], when: Doc, update: Doc
+    ) -> StoredDocument | None:
+        record = await self._docs.find_one_and_update(
+            {"_id": document_id, "account_id": account_match(accounts), **when},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if record is None else decode_document(record)
