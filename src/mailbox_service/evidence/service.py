@@ -93,7 +93,7 @@ class EvidenceService:
         A document deleted on purpose (a tombstone) is 410 with when and why.
         """
         signer = self.key.signer()  # 503 before any lookup: nothing to sign with
-        document = await self.documents.get(document_id)
+        document = await self.documents.record(document_id)
         if document is None or (source is not None and document.get("source") != source):
             tombstone = await self.tombstones.get(document_id)
             if tombstone is not None and (source is None or tombstone.get("source") == source):
