@@ -26,10 +26,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
+from requests.structures import CaseInsensitiveDict
 from schemathesis import GenerationMode
 
 from app_fixtures import sample_pdf
@@ -76,11 +78,11 @@ def _instant(raw: Any, *, end_of_day: bool) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _operation_id(case: schemathesis.Case) -> str:
+def _operation_id(case: schemathesis.Case[Any]) -> str:
     return str(case.operation.definition.raw.get("operationId", ""))
 
 
-def _credential(case: schemathesis.Case, credentials: Credentials) -> str | None:
+def _credential(case: schemathesis.Case[Any], credentials: Credentials) -> str | None:
     """The credential an operation's security requirement names (scheme and scope)."""
     for requirement in case.operation.definition.raw.get("security") or []:
         for scheme, scopes in requirement.items():
@@ -93,15 +95,19 @@ def _credential(case: schemathesis.Case, credentials: Credentials) -> str | None
 
 def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
     class BearerOfTheRightKind:
-        def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> str | None:
+        def get(self, case: schemathesis.Case[Any], ctx: schemathesis.AuthContext) -> str | None:
             return _credential(case, credentials)
 
-        def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        def set(
+            self, case: schemathesis.Case[Any], data: str, ctx: schemathesis.AuthContext
+        ) -> None:
+            headers = CaseInsensitiveDict(case.headers or {})
+            headers["Authorization"] = f"Bearer {data}"
+            case.headers = headers
 
     schema.auth(refresh_interval=None, retry_on=[])(BearerOfTheRightKind)
 
-    def steered(case: schemathesis.Case) -> schemathesis.Case:
+    def steered(case: schemathesis.Case[Any]) -> schemathesis.Case[Any]:
         if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
             return case
         operation = _operation_id(case)
@@ -110,7 +116,7 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
             path["document_id"] = _pick(path["document_id"], seeds.document_ids)
         if "account_id" in path:
             path["account_id"] = _pick(path["account_id"], [credentials.account])
-        headers = case.headers or {}
+        headers: MutableMapping[str, Any] = case.headers or {}
         if operation == "downloadMailboxDocument" and "Range" in headers:
             headers["Range"] = _satisfiable(headers["Range"], seeds.smallest_file)
         query = case.query or {}
@@ -123,13 +129,14 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
         if operation == "createWebhook" and isinstance(case.body, dict):
             _reachable_subscription(case.body)
         if operation == "ingestDocument" and isinstance(case.body, dict):
-            case.body["file"] = sample_pdf()
-            metadata = case.body.get("metadata")
+            body: dict[str, Any] = case.body  # a multipart body: its file part is bytes
+            body["file"] = sample_pdf()
+            metadata = body.get("metadata")
             if isinstance(metadata, dict):
                 _order_billing_period(metadata)
         return case
 
-    def in_contract(case: schemathesis.Case) -> bool:
+    def in_contract(case: schemathesis.Case[Any]) -> bool:
         """False for a valid case that breaks a rule between two values."""
         if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
             return True
@@ -147,22 +154,24 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
         return True
 
     @schema.hook
-    def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+    def map_case(
+        context: schemathesis.HookContext, case: schemathesis.Case[Any]
+    ) -> schemathesis.Case[Any]:
         return steered(case)
 
     @schema.hook
-    def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
+    def filter_case(context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> bool:
         return in_contract(case)
 
     # The examples phase builds its cases without the two hooks above.
     @schema.hook
     def before_add_examples(
-        context: schemathesis.HookContext, examples: list[schemathesis.Case]
+        context: schemathesis.HookContext, examples: list[schemathesis.Case[Any]]
     ) -> None:
         examples[:] = [steered(case) for case in examples if in_contract(case)]
 
 
-def _steer_status_update(case: schemathesis.Case, operation: str, seeds: Seeds) -> None:
+def _steer_status_update(case: schemathesis.Case[Any], operation: str, seeds: Seeds) -> None:
     """A seeded invoice, an invoice status, a `status_at` in the past."""
     seed = zlib.crc32(repr(case.body).encode()) % len(seeds.document_ids)
     if operation == "updateDocumentStatus" and case.path_parameters is not None:
@@ -206,6 +215,6 @@ def _order_billing_period(metadata: dict[str, Any]) -> None:
     attributes = metadata.get("attributes")
     period = attributes.get("billing_period") if isinstance(attributes, dict) else None
     if isinstance(period, dict) and isinstance(period.get("start"), str):
-        start, end = period.get("start"), period.get("end")
+        start, end = period["start"], period.get("end")
         if isinstance(end, str) and end < start:
             period["start"], period["end"] = end, start

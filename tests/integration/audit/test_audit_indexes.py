@@ -10,6 +10,7 @@ alone read `audit_time`. `verify` reads a day's chain by `_id`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -155,7 +156,7 @@ async def test_each_audit_page_reads_an_index(explained: Explained, shape: Shape
     keys = await index_keys(explained.db)
     for cursor in (None, first.next_cursor):
         plans = await explained.plans(
-            lambda c=cursor: explained.query.page(filters, limit=2, cursor=c)
+            functools.partial(explained.query.page, filters, limit=2, cursor=cursor)
         )
         for plan in plans:
             wanted = acceptable(plan, shape, keys)

@@ -79,7 +79,7 @@ class DevRun:
     def descendants(self, *, with_servers: bool = True) -> list[psutil.Process]:
         """Every process below dev run; `with_servers=False` leaves out the stack's servers
         (they run in sessions of their own and outlive a `--keep-stack` run on purpose)."""
-        below = psutil.Process(self.process.pid).children(recursive=True)
+        below: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
         if with_servers:
             return below
         session = os.getsid(self.process.pid)

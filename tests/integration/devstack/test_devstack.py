@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from minio import Minio
 from pymongo import MongoClient
 
-from mailbox_service.cli.main import root as cli_root
+from mailbox_service.cli.base import root as cli_root
 from mailbox_service.devstack import SERVER_NAMES, Stack, StackConfig, install
 from mailbox_service.devstack.config import PORT_KEYS, port_env_var
 from mailbox_service.devstack.process import ProcessSpec, ServerFailed
@@ -369,7 +369,7 @@ def test_server_that_never_answers_is_stopped(
 
 
 def test_missing_go_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(install.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda _name: None)  # the shutil module install calls
     monkeypatch.setattr(install, "GO_FALLBACKS", ())
     empty_cache = {"MAILBOX_STACK_CACHE": str(tmp_path / "cache")}
     config = StackConfig.for_profile("test", env={**_free_port_env(tmp_path), **empty_cache})

@@ -91,7 +91,7 @@ async def test_plugin_documents_go_through_the_one_pipeline(
             types = (await http.get("/v1/document-types", headers=auth)).json()["items"]
             assert "insurance_policy" in [t["name"] for t in types]
 
-            meta = {
+            meta: dict[str, Any] = {
                 "type": "insurance_policy",
                 "source_ref": unique("pol"),
                 "account_id": unique("acct"),
@@ -102,7 +102,10 @@ async def test_plugin_documents_go_through_the_one_pipeline(
                     "annual_premium": "312.00",
                 },
             }
-            files = {"metadata": (None, json.dumps(meta)), "file": ("p.pdf", sample_pdf())}
+            files: dict[str, tuple[str | None, str | bytes]] = {
+                "metadata": (None, json.dumps(meta)),
+                "file": ("p.pdf", sample_pdf()),
+            }
             created = await http.post("/v1/documents", files=files, headers=auth)
             assert created.status_code == 201, created.text
             stored = await services.documents.get(created.json()["id"])

@@ -185,9 +185,10 @@ def test_a_thousand_operation_write_is_one_command(settings: Settings) -> None:
     commands = CommandLog()
     # A server that stalls on a big write command (FerretDB 1 did) fails this instead of
     # hanging the suite.
-    with MongoClient(
+    client: MongoClient[dict[str, Any]] = MongoClient(
         settings.mongo.url, event_listeners=[commands], socketTimeoutMS=30_000
-    ) as mongo:
+    )
+    with client as mongo:
         collection = mongo[ISOLATED_DB]["bulk"]
         collection.delete_many({})
         docs = [{"_id": f"bulk-{n:04d}", "n": n, "status": "pending"} for n in range(1000)]

@@ -141,7 +141,7 @@ async def test_one_document_is_one_trace_across_api_and_worker(
     await eventually(finished, lambda found: len(found) >= 2, what="both jobs' spans")
     found = list(spans.get_finished_spans())
     (server,) = [s for s in found if s.kind == SpanKind.SERVER and s.name == "POST /v1/documents"]
-    trace_id = server.context.trace_id  # type: ignore[union-attr]
+    trace_id = server.context.trace_id
     in_trace = [s for s in found if s.context is not None and s.context.trace_id == trace_id]
     names = [s.name for s in in_trace]
 

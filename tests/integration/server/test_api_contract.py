@@ -26,6 +26,7 @@ import httpx
 import pytest
 import schemathesis
 from litestar.testing import AsyncTestClient
+from schemathesis import BaseSchema
 from schemathesis.engine import events
 
 from app_fixtures import (
@@ -180,7 +181,9 @@ def _describe(recorder: Any, case_id: str, check: str, info: Any) -> str:
 
 
 def run_schemathesis(url: str, credentials: Credentials, seeds: Seeds) -> RunReport:
-    schema = schemathesis.openapi.from_url(f"{url}/schema/openapi.json", config=_config())
+    schema: BaseSchema = schemathesis.openapi.from_url(
+        f"{url}/schema/openapi.json", config=_config()
+    )
     schema.config.update(base_url=url)
     if only := os.environ.get("CONTRACT_OPERATIONS"):  # to iterate on a few operations
         schema = schema.include(operation_id=only.split(","))

@@ -264,11 +264,12 @@ async def test_jwks_checks_expiry_audience_and_issuer_too(
     jwks_server.publish(public_jwk(rsa_keys[0], "k1", "RS256"))
     verifier = jwks_verifier(jwks_server)
     past = int(dt.datetime.now(dt.UTC).timestamp()) - 3600
-    for bad, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"exp": past}, "expired"),
         ({"aud": "x"}, "not meant"),
         ({"iss": "x"}, "issuer"),
-    ]:
+    ]
+    for bad, message in cases:
         with pytest.raises(Unauthenticated, match=message):
             await verifier.verify(rs256(rsa_keys[0], "k1", **bad))
 

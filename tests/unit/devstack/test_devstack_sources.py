@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import http.server
 import io
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -204,7 +205,7 @@ def test_missing_debian_packages_are_named_for_a_non_root_user(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(engine, "missing_packages", lambda: ["postgresql-15-rum", "libbson-dev"])
-    monkeypatch.setattr(engine.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the os module engine calls
     with pytest.raises(PrerequisiteMissing) as caught:
         engine.ensure_packages()
     message = str(caught.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mailbox_service.errors import ConfigurationError
@@ -86,5 +88,6 @@ def test_settings_are_read_from_mailbox_rate_variables() -> None:
     ],
 )
 def test_negative_budgets_stop_start_up(field: str, value: float, variable: str) -> None:
+    budgets: dict[str, Any] = {field: value}
     with pytest.raises(ConfigurationError, match=variable):
-        check_rate_settings(RateSettings(**{field: value}))
+        check_rate_settings(RateSettings(**budgets))

@@ -133,7 +133,7 @@ def test_the_reference_command_checks_and_prints(capsys: pytest.CaptureFixture[s
     assert '"openapi": "3.1.0"' in capsys.readouterr().out
 
 
-def _subclasses(cls: type) -> list[type]:
+def _subclasses(cls: type[MailboxError]) -> list[type[MailboxError]]:
     return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
 
 
