@@ -107,68 +107,75 @@ def steer(schema: Any, credentials: Credentials, seeds: Seeds) -> None:
 
     schema.auth(refresh_interval=None, retry_on=[])(BearerOfTheRightKind)
 
-    def steered(case: schemathesis.Case[Any]) -> schemathesis.Case[Any]:
-        if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
-            return case
-        operation = _operation_id(case)
-        path = case.path_parameters or {}
-        if "document_id" in path and operation != "resendNotification":
-            path["document_id"] = _pick(path["document_id"], seeds.document_ids)
-        if "account_id" in path:
-            path["account_id"] = _pick(path["account_id"], [credentials.account])
-        headers: MutableMapping[str, Any] = case.headers or {}
-        if operation == "downloadMailboxDocument" and "Range" in headers:
-            headers["Range"] = _satisfiable(headers["Range"], seeds.smallest_file)
-        query = case.query or {}
-        if operation in {"listMailboxDocuments", "listNotifications", "listAuditEntries"}:
-            query.pop("cursor", None)
-        if operation in STATUS_UPDATES:
-            _steer_status_update(case, operation, seeds)
-        if operation == "listDocumentChanges" and not CURSOR.match(str(query.get("since", ""))):
-            query.pop("since", None)
-        if operation == "createWebhook" and isinstance(case.body, dict):
-            _reachable_subscription(case.body)
-        if operation == "ingestDocument" and isinstance(case.body, dict):
-            body: dict[str, Any] = case.body  # a multipart body: its file part is bytes
-            body["file"] = sample_pdf()
-            metadata = body.get("metadata")
-            if isinstance(metadata, dict):
-                _order_billing_period(metadata)
-        return case
-
-    def in_contract(case: schemathesis.Case[Any]) -> bool:
-        """False for a valid case that breaks a rule between two values."""
-        if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
-            return True
-        query = case.query or {}
-        operation = _operation_id(case)
-        if operation == "listMailboxDocuments":
-            start = _instant(query.get("issued_from"), end_of_day=False)
-            end = _instant(query.get("issued_to"), end_of_day=True)
-            return start is None or end is None or end > start
-        if operation == "notificationStats":
-            now = dt.datetime.now(dt.UTC)
-            until = _instant(query.get("until"), end_of_day=False) or now
-            since = _instant(query.get("since"), end_of_day=False) or until - dt.timedelta(days=7)
-            return since < until and until - since <= dt.timedelta(days=366)
-        return True
-
     @schema.hook
     def map_case(
         context: schemathesis.HookContext, case: schemathesis.Case[Any]
     ) -> schemathesis.Case[Any]:
-        return steered(case)
+        return _steered(case, credentials, seeds)
 
     @schema.hook
     def filter_case(context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> bool:
-        return in_contract(case)
+        return _in_contract(case)
 
     # The examples phase builds its cases without the two hooks above.
     @schema.hook
     def before_add_examples(
         context: schemathesis.HookContext, examples: list[schemathesis.Case[Any]]
     ) -> None:
-        examples[:] = [steered(case) for case in examples if in_contract(case)]
+        examples[:] = [
+            _steered(case, credentials, seeds) for case in examples if _in_contract(case)
+        ]
+
+
+def _steered(
+    case: schemathesis.Case[Any], credentials: Credentials, seeds: Seeds
+) -> schemathesis.Case[Any]:
+    """A positive case aimed at seeded data, a satisfiable range and values the rules accept."""
+    if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+        return case
+    operation = _operation_id(case)
+    path = case.path_parameters or {}
+    if "document_id" in path and operation != "resendNotification":
+        path["document_id"] = _pick(path["document_id"], seeds.document_ids)
+    if "account_id" in path:
+        path["account_id"] = _pick(path["account_id"], [credentials.account])
+    headers: MutableMapping[str, Any] = case.headers or {}
+    if operation == "downloadMailboxDocument" and "Range" in headers:
+        headers["Range"] = _satisfiable(headers["Range"], seeds.smallest_file)
+    query = case.query or {}
+    if operation in {"listMailboxDocuments", "listNotifications", "listAuditEntries"}:
+        query.pop("cursor", None)
+    if operation in STATUS_UPDATES:
+        _steer_status_update(case, operation, seeds)
+    if operation == "listDocumentChanges" and not CURSOR.match(str(query.get("since", ""))):
+        query.pop("since", None)
+    if operation == "createWebhook" and isinstance(case.body, dict):
+        _reachable_subscription(case.body)
+    if operation == "ingestDocument" and isinstance(case.body, dict):
+        body: dict[str, Any] = case.body  # a multipart body: its file part is bytes
+        body["file"] = sample_pdf()
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict):
+            _order_billing_period(metadata)
+    return case
+
+
+def _in_contract(case: schemathesis.Case[Any]) -> bool:
+    """False for a valid case that breaks a rule between two values."""
+    if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+        return True
+    query = case.query or {}
+    operation = _operation_id(case)
+    if operation == "listMailboxDocuments":
+        start = _instant(query.get("issued_from"), end_of_day=False)
+        end = _instant(query.get("issued_to"), end_of_day=True)
+        return start is None or end is None or end > start
+    if operation == "notificationStats":
+        now = dt.datetime.now(dt.UTC)
+        until = _instant(query.get("until"), end_of_day=False) or now
+        since = _instant(query.get("since"), end_of_day=False) or until - dt.timedelta(days=7)
+        return since < until and until - since <= dt.timedelta(days=366)
+    return True
 
 
 def _steer_status_update(case: schemathesis.Case[Any], operation: str, seeds: Seeds) -> None:
