@@ -6,13 +6,15 @@ an operator's integration posts it here. What a bounce does: senders/bounces.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.senders.bounces import (
@@ -23,15 +25,19 @@ from mailbox_service.senders.bounces import (
     decode_report,
 )
 from mailbox_service.senders.email_outcomes import for_sender
-from mailbox_service.senders.print_fallback import PrintFallback
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import documented, errors, struct_components
 
 
-def _intake(services: ServicesDep) -> BounceIntake:
-    documents = services.collections.documents
-    events = services.sender_events
-    return BounceIntake(documents, events, PrintFallback(documents, events))
+@dataclass(frozen=True, slots=True)
+class BounceServices:
+    """What the bounce route uses, built once by the composition root (wiring/)."""
+
+    intake: BounceIntake
+    audit: AuditTrail
+
+
+BounceServicesDep = NamedDependency[BounceServices]
 
 
 def _bounce_body(_: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -49,7 +55,7 @@ def _bounce_body(_: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 class AdminBouncesController(Controller):
     path = "/v1/admin/bounces"
     tags = ["admin"]
-    dependencies = {"api_key": Provide(provide_admin_key)}
+    dependencies = {"services": provided(BounceServices), "api_key": Provide(provide_admin_key)}
     security = [{"apiKey": ["admin"]}]
 
     @post(
@@ -77,7 +83,7 @@ class AdminBouncesController(Controller):
     async def report_bounce(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: BounceServicesDep,
         api_key: ApiKeyDep,
         data: Annotated[dict[str, Any], Body(description="The bounce (see the schema).")],
     ) -> BounceResult:
@@ -87,7 +93,7 @@ class AdminBouncesController(Controller):
         already delivered by print, answers `changed: false` and tells the sender nothing.
         `permanent: false` (a soft bounce) is only recorded."""
         report = decode_report(data)
-        result = await _intake(services).report(report)
+        result = await services.intake.report(report)
         await record_key(
             request,
             services,

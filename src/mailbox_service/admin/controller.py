@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from mailbox_service.admin import contract
 from mailbox_service.admin.schemas import NotificationPage, NotificationStats, ResendResult
 from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.clock import parse_time
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import errors
+
+
+@dataclass(frozen=True, slots=True)
+class AdminNotificationsServices:
+    """What the operators' notification routes use, built once by the composition root (wiring/)."""
+
+    notifications: NotificationAdmin
+    audit: AuditTrail
+
+
+AdminNotificationsServicesDep = NamedDependency[AdminNotificationsServices]
 
 
 class AdminNotificationsController(Controller):
     path = "/v1/admin/notifications"
     tags = ["admin"]
-    dependencies = {"api_key": Provide(provide_admin_key)}
+    dependencies = {
+        "services": provided(AdminNotificationsServices),
+        "api_key": Provide(provide_admin_key),
+    }
     security = [{"apiKey": ["admin"]}]
 
     @get(
@@ -33,7 +49,7 @@ class AdminNotificationsController(Controller):
     )
     async def stats(
         self,
-        services: ServicesDep,
+        services: AdminNotificationsServicesDep,
         api_key: ApiKeyDep,
         since: Annotated[
             str | None,
@@ -46,7 +62,7 @@ class AdminNotificationsController(Controller):
         ] = None,
     ) -> NotificationStats:
         """Documents by channel x status x type, in total and per UTC day of creation."""
-        return await NotificationAdmin.of(services).stats(
+        return await services.notifications.stats(
             parse_time(since, "since"), parse_time(until, "until")
         )
 
@@ -58,7 +74,7 @@ class AdminNotificationsController(Controller):
     )
     async def list_notifications(
         self,
-        services: ServicesDep,
+        services: AdminNotificationsServicesDep,
         api_key: ApiKeyDep,
         status: Annotated[
             str, Parameter(description="pending, sending, sent, failed or skipped.")
@@ -72,7 +88,7 @@ class AdminNotificationsController(Controller):
         ] = None,
     ) -> NotificationPage:
         """Documents whose notification is in `status` (with the last error), newest first."""
-        return await NotificationAdmin.of(services).list(status, channel, limit, cursor)
+        return await services.notifications.list(status, channel, limit, cursor)
 
     @post(
         "/{document_id:str}/resend",
@@ -84,7 +100,7 @@ class AdminNotificationsController(Controller):
     async def resend(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: AdminNotificationsServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
         channel: Annotated[str | None, Parameter(description="email or realtime.")] = None,
@@ -94,7 +110,7 @@ class AdminNotificationsController(Controller):
         400 unknown channel, 404 unknown document, 409 email for a printed document or a
         delivery in progress.
         """
-        result = await NotificationAdmin.of(services).resend(
+        result = await services.notifications.resend(
             document_id, channel, by=f"admin key {api_key.key_id} ({api_key.source})"
         )
         await record_key(

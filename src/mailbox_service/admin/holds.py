@@ -6,20 +6,22 @@ hold. What a hold does: lifecycle/holds.py and lifecycle/legal_holds.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.errors import InvalidMetadata
 from mailbox_service.lifecycle.holds import Hold
 from mailbox_service.lifecycle.legal_holds import LegalHolds
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import documented, errors
 from mailbox_service.untrusted import NOT_BLANK
 
@@ -29,6 +31,17 @@ _ID = msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)
 _ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": ID_PATTERN}
 DOCUMENT_ROUTE = documented(parameters={"document_id": _ID_SCHEMA})
 ACCOUNT_ROUTE = documented(parameters={"account_id": _ID_SCHEMA})
+
+
+@dataclass(frozen=True, slots=True)
+class HoldServices:
+    """What the legal-hold routes use, built once by the composition root (wiring/)."""
+
+    holds: LegalHolds
+    audit: AuditTrail
+
+
+HoldServicesDep = NamedDependency[HoldServices]
 
 
 class HoldRequest(msgspec.Struct):
@@ -59,20 +72,16 @@ def _reason(body: HoldRequest) -> str:
     return body.reason.strip()
 
 
-def _holds(services: ServicesDep) -> LegalHolds:
-    return LegalHolds(services.collections, services.blobs, services.registry)
-
-
 class AdminHoldsController(Controller):
     path = "/v1/admin/holds"
     tags = ["admin"]
-    dependencies = {"api_key": Provide(provide_admin_key)}
+    dependencies = {"services": provided(HoldServices), "api_key": Provide(provide_admin_key)}
     security = [{"apiKey": ["admin"]}]
 
     @get("/", operation_id="listHolds", responses=errors(401, 403, 429))
-    async def list_holds(self, services: ServicesDep, api_key: ApiKeyDep) -> HoldList:
+    async def list_holds(self, services: HoldServicesDep, api_key: ApiKeyDep) -> HoldList:
         """Every legal hold: account holds first, then document holds, each oldest first."""
-        return HoldList(await _holds(services).all())
+        return HoldList(await services.holds.all())
 
     @post(
         "/documents/{document_id:str}",
@@ -84,7 +93,7 @@ class AdminHoldsController(Controller):
     async def hold_document(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: HoldServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
         data: Annotated[HoldRequest, Body(description='Why: `{"reason": "case 17"}`.')],
@@ -92,7 +101,7 @@ class AdminHoldsController(Controller):
         """Hold one document: purge and erasure keep it, its write-once file gets an S3
         legal hold. Setting it again replaces the reason. 404: no such document."""
         document_id = _checked_id(document_id, "document_id")
-        hold = await _holds(services).hold_document(
+        hold = await services.holds.hold_document(
             document_id, _reason(data), f"admin key {api_key.key_id}"
         )
         await record_key(
@@ -116,14 +125,14 @@ class AdminHoldsController(Controller):
     async def hold_account(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: HoldServicesDep,
         api_key: ApiKeyDep,
         account_id: FromPath[str],
         data: Annotated[HoldRequest, Body(description='Why: `{"reason": "case 17"}`.')],
     ) -> Hold:
         """Hold every document of an account, present and future."""
         account_id = _checked_id(account_id, "account_id")
-        hold = await _holds(services).hold_account(
+        hold = await services.holds.hold_account(
             account_id, _reason(data), f"admin key {api_key.key_id}"
         )
         await record_key(
@@ -146,13 +155,13 @@ class AdminHoldsController(Controller):
     async def release_document(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: HoldServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
     ) -> Hold:
         """Lift a document's own hold (an account hold still covers it). 404: no hold."""
         document_id = _checked_id(document_id, "document_id")
-        hold = await _holds(services).release_document(document_id)
+        hold = await services.holds.release_document(document_id)
         await record_key(
             request,
             services,
@@ -174,13 +183,13 @@ class AdminHoldsController(Controller):
     async def release_account(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: HoldServicesDep,
         api_key: ApiKeyDep,
         account_id: FromPath[str],
     ) -> Hold:
         """Lift an account hold. 404: the account has none."""
         account_id = _checked_id(account_id, "account_id")
-        hold = await _holds(services).release_account(account_id)
+        hold = await services.holds.release_account(account_id)
         await record_key(
             request,
             services,

@@ -4,6 +4,8 @@ Stats use only aggregation stages FerretDB 1.x runs (`$match`, `$group` with `$s
 has no date operators (`$dateToString`, `$dateTrunc`, even `$subtract`). So "per day" is one
 small `$match`+`$group` per UTC day of the window (served by the `created_at` index), run a few
 at a time, and the totals are summed from the days: one pipeline shape, no branch on the server.
+The queries themselves are the outbox store's (storage/outbox: `AsyncOutbox.count_day`,
+`page`, `resend`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import msgspec
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailbox_service.admin.schemas import (
     ChannelState,
@@ -29,11 +30,10 @@ from mailbox_service.clock import utcnow
 from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.channels import CHANNELS, STATUSES, Channel
-from mailbox_service.notifications.outbox import AsyncOutbox, field
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.outbox import AsyncOutbox
 from mailbox_service.untrusted import quoted
-from mailbox_service.wiring.services import Services
 
 DEFAULT_WINDOW = dt.timedelta(days=7)
 MAX_WINDOW = dt.timedelta(days=366)
@@ -93,21 +93,6 @@ def day_slices(
     return slices
 
 
-def day_pipeline(low: dt.datetime, high: dt.datetime) -> list[dict[str, Any]]:
-    return [
-        {"$match": {"created_at": {"$gte": low, "$lt": high}}},
-        {
-            "$group": {
-                "_id": {
-                    "type": "$type",
-                    **{channel: f"$notifications.{channel}.status" for channel in CHANNELS},
-                },
-                "count": {"$sum": 1},
-            }
-        },
-    ]
-
-
 def list_digest(status: str, channels: tuple[Channel, ...]) -> str:
     """What a cursor of the notification list is bound to: this list, its status, channels."""
     return filters_digest(b"admin-notifications\x00" + msgspec.json.encode([status, channels]))
@@ -138,22 +123,11 @@ def _item(doc: Doc) -> NotificationItem:
 
 class NotificationAdmin:
     def __init__(
-        self,
-        documents: AsyncCollection[Doc],
-        queue: NotificationQueue,
-        outbox: AsyncOutbox,
-        cursors: CursorSigner,
+        self, queue: NotificationQueue, outbox: AsyncOutbox, cursors: CursorSigner
     ) -> None:
-        self.documents = documents
         self.queue = queue
         self.outbox = outbox
         self.cursors = cursors
-
-    @classmethod
-    def of(cls, services: Services) -> NotificationAdmin:
-        documents = services.documents.collection
-        lease = dt.timedelta(seconds=services.settings.notify.lease_s)
-        return cls(documents, services.queue, AsyncOutbox(documents, lease=lease), services.cursors)
 
     async def stats(
         self, since: dt.datetime | None = None, until: dt.datetime | None = None
@@ -163,8 +137,7 @@ class NotificationAdmin:
 
         async def count_day(low: dt.datetime, high: dt.datetime) -> list[dict[str, Any]]:
             async with limit:
-                cursor = await self.documents.aggregate(day_pipeline(low, high))
-                return [group async for group in cursor]
+                return await self.outbox.count_day(low, high)
 
         slices = day_slices(since, until)
         results = await asyncio.gather(*(count_day(low, high) for _, low, high in slices))
@@ -200,26 +173,13 @@ class NotificationAdmin:
     ) -> NotificationPage:
         """Documents whose `channel` (any channel when None) is in `status`, newest first."""
         status = parse_status(status)
-        channels = [parse_channel(channel)] if channel is not None else list(CHANNELS)
+        channels = (parse_channel(channel),) if channel is not None else CHANNELS
         if not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
-        clauses: list[dict[str, Any]] = [
-            {"$or": [{field(ch, "status"): status} for ch in channels]}
-        ]
-        digest = list_digest(status, tuple(channels))
-        if cursor:
-            after = self.cursors.decode(cursor, digest)
-            created, document_id = after.issued_at, after.id
-            clauses.append(
-                {
-                    "$or": [
-                        {"created_at": {"$lt": created}},
-                        {"created_at": created, "_id": {"$lt": document_id}},
-                    ]
-                }
-            )
-        found = self.documents.find({"$and": clauses}).sort([("created_at", -1), ("_id", -1)])
-        docs = [doc async for doc in found.limit(limit + 1)]
+        digest = list_digest(status, channels)
+        after = self.cursors.decode(cursor, digest) if cursor else None
+        before = (after.issued_at, after.id) if after else None
+        docs = await self.outbox.page(status, channels, limit + 1, before)
         more = len(docs) > limit
         docs = docs[:limit]
         last = Position(docs[-1]["created_at"], docs[-1]["_id"]) if more else None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
 from mailbox_service.audit import contract
@@ -19,14 +20,24 @@ from mailbox_service.audit.query import (
 )
 from mailbox_service.audit.schemas import AuditPage
 from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import errors
+
+
+@dataclass(frozen=True, slots=True)
+class AuditServices:
+    """What the audit route uses, built once by the composition root (wiring/)."""
+
+    query: AuditQuery
+
+
+AuditServicesDep = NamedDependency[AuditServices]
 
 
 class AdminAuditController(Controller):
     path = "/v1/admin/audit"
     tags = ["admin"]
-    dependencies = {"api_key": Provide(provide_admin_key)}
+    dependencies = {"services": provided(AuditServices), "api_key": Provide(provide_admin_key)}
     security = [{"apiKey": ["admin"]}]
 
     @get(
@@ -43,7 +54,7 @@ class AdminAuditController(Controller):
     )
     async def list_entries(
         self,
-        services: ServicesDep,
+        services: AuditServicesDep,
         api_key: ApiKeyDep,
         account_id: Annotated[
             str | None,
@@ -81,4 +92,4 @@ class AdminAuditController(Controller):
             action=action,
             since=since,
         )
-        return await AuditQuery.of(services).page(filters, limit=limit, cursor=cursor)
+        return await services.query.page(filters, limit=limit, cursor=cursor)

@@ -6,11 +6,12 @@ import click
 import msgspec
 
 from mailbox_service.admin.schemas import NotificationPage, NotificationStats
-from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin
+from mailbox_service.admin.service import MAX_PAGE
 from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.clock import parse_time
 from mailbox_service.notifications.channels import CHANNELS, STATUSES
+from mailbox_service.wiring.controllers import notification_admin
 from mailbox_service.wiring.services import Services
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -63,7 +64,7 @@ def stats(since: str | None, until: str | None, as_json: bool) -> None:
     """Documents by channel x status x type, in total and per day."""
 
     async def body(services: Services) -> NotificationStats:
-        return await NotificationAdmin.of(services).stats(
+        return await notification_admin(services).stats(
             parse_time(since, "since"), parse_time(until, "until")
         )
 
@@ -84,7 +85,7 @@ def failed(status: str, channel: str | None, limit: int, cursor: str | None, as_
     """Documents whose notification is failed (or --status), newest first, with the error."""
 
     async def body(services: Services) -> NotificationPage:
-        return await NotificationAdmin.of(services).list(status, channel, limit, cursor)
+        return await notification_admin(services).list(status, channel, limit, cursor)
 
     page = run_with_services(body)
     if as_json:
@@ -105,7 +106,7 @@ def resend(document_id: str, channel: str, by: str) -> None:
     """Reset DOCUMENT_ID's channel to pending and enqueue it again."""
 
     async def body(services: Services) -> None:
-        result = await NotificationAdmin.of(services).resend(document_id, channel, by=by)
+        result = await notification_admin(services).resend(document_id, channel, by=by)
         await services.audit.record(
             "notification.resent",
             OPERATOR,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import (
     ApiKeyDep,
@@ -17,35 +19,34 @@ from mailbox_service.auth.providers import (
 )
 from mailbox_service.evidence.schemas import PublicKey, SignedEvidence
 from mailbox_service.evidence.service import EvidenceService
-from mailbox_service.lifecycle.holds import HoldStore
-from mailbox_service.lifecycle.tombstones import TombstoneStore
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import errors
 from mailbox_service.storage.api_keys import ApiKey
-from mailbox_service.wiring.services import Services
 
 NOT_CONFIGURED = "`MAILBOX_EVIDENCE_KEY_FILE` is not set on this server: no key to sign with."
 GONE = "The document was purged (retention) or erased; the message says when and why."
 
 
-def evidence_service(services: Services) -> EvidenceService:
-    return EvidenceService(
-        services.documents,
-        HoldStore(services.collections),
-        TombstoneStore(services.collections),
-        services.evidence_key,
-    )
+@dataclass(frozen=True, slots=True)
+class EvidenceServices:
+    """What the evidence routes use, built once by the composition root (wiring/)."""
+
+    evidence: EvidenceService
+    audit: AuditTrail
+
+
+EvidenceServicesDep = NamedDependency[EvidenceServices]
 
 
 async def _issue(
     request: Request[Any, Any, Any],
-    services: Services,
+    services: EvidenceServices,
     api_key: ApiKey,
     document_id: str,
     *,
     source: str | None,
 ) -> SignedEvidence:
-    bundle, document = await evidence_service(services).issue(document_id, source=source)
+    bundle, document = await services.evidence.issue(document_id, source=source)
     await record_key(
         request,
         services,
@@ -61,6 +62,7 @@ async def _issue(
 class EvidenceController(Controller):
     path = "/v1"
     tags = ["evidence"]
+    dependencies = {"services": provided(EvidenceServices)}
 
     @get(
         "/documents/{document_id:str}/evidence",
@@ -84,7 +86,7 @@ class EvidenceController(Controller):
     async def sender_evidence(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: EvidenceServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
     ) -> SignedEvidence:
@@ -103,7 +105,7 @@ class EvidenceController(Controller):
     async def admin_evidence(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: EvidenceServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
     ) -> SignedEvidence:
@@ -117,6 +119,6 @@ class EvidenceController(Controller):
         security=[{"apiKey": []}],
         responses=errors(401, 429, 503, notes={503: NOT_CONFIGURED}),
     )
-    async def public_key(self, services: ServicesDep, api_key: ApiKeyDep) -> PublicKey:
+    async def public_key(self, services: EvidenceServicesDep, api_key: ApiKeyDep) -> PublicKey:
         """The public key that verifies evidence signatures (any API key may read it)."""
-        return evidence_service(services).public_key()
+        return services.evidence.public_key()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from mailbox_service.auth.providers import ApiKeyDep, provide_any_key, provide_ingest_key
+from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import Forbidden, PayloadTooLarge
 from mailbox_service.ingestion.contract import ingest_request_body
 from mailbox_service.ingestion.multipart import read_upload
@@ -19,16 +21,31 @@ from mailbox_service.ingestion.schemas import (
     IngestResponse,
     decode_metadata,
 )
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.ingestion.service import IngestService
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import documented, errors, response
+from mailbox_service.settings import Settings
 
 # Multipart framing and the metadata part come on top of the file itself.
 ENVELOPE_ALLOWANCE = 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class IngestServices:
+    """What the ingest door uses, built once by the composition root (wiring/)."""
+
+    ingest: IngestService
+    registry: DocumentTypeRegistry
+    settings: Settings
+
+
+IngestServicesDep = NamedDependency[IngestServices]
+
+
 class IngestionController(Controller):
     path = "/v1"
     tags = ["ingestion"]
+    dependencies = {"services": provided(IngestServices)}
 
     @post(
         "/documents",
@@ -60,7 +77,7 @@ class IngestionController(Controller):
         opt=documented(request_body=ingest_request_body),
     )
     async def ingest(
-        self, request: Request[Any, Any, Any], services: ServicesDep, api_key: ApiKeyDep
+        self, request: Request[Any, Any, Any], services: IngestServicesDep, api_key: ApiKeyDep
     ) -> Response[IngestResponse]:
         """Store a new document (multipart parts `metadata` and `file`).
 
@@ -115,7 +132,9 @@ class IngestionController(Controller):
         security=[{"apiKey": []}],
         responses=errors(401, 429),
     )
-    async def document_types(self, services: ServicesDep, api_key: ApiKeyDep) -> DocumentTypeList:
+    async def document_types(
+        self, services: IngestServicesDep, api_key: ApiKeyDep
+    ) -> DocumentTypeList:
         """Every registered document type with the JSON Schema of its attributes."""
         return DocumentTypeList(
             items=[

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, Parameter
 from litestar.response import Stream
 
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_portal
 from mailbox_service.auth.providers import PortalUserDep, provide_portal_user
+from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.mailbox import access, content, contract
 from mailbox_service.mailbox.filters import DEFAULT_LIMIT, MAX_LIMIT, parse_filters
 from mailbox_service.mailbox.schemas import (
@@ -20,10 +23,12 @@ from mailbox_service.mailbox.schemas import (
     UnreadCount,
     detail_from,
 )
-from mailbox_service.mailbox.service import decode_preferences
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.mailbox.service import MailboxService, decode_preferences
+from mailbox_service.server.deps import provided
 from mailbox_service.server.errors import error_body
 from mailbox_service.server.openapi import errors, response
+from mailbox_service.settings import Settings
+from mailbox_service.storage.blobs import BlobStore
 
 DOCUMENT = "/documents/{document_id:str}"
 
@@ -39,10 +44,24 @@ FILE_HEADERS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxServices:
+    """What the portal's mailbox routes use, built once by the composition root (wiring/)."""
+
+    mailbox: MailboxService
+    registry: DocumentTypeRegistry
+    blobs: BlobStore
+    settings: Settings
+    audit: AuditTrail
+
+
+MailboxServicesDep = NamedDependency[MailboxServices]
+
+
 class MailboxController(Controller):
     path = "/v1/mailbox"
     tags = ["mailbox"]
-    dependencies = {"user": Provide(provide_portal_user)}
+    dependencies = {"services": provided(MailboxServices), "user": Provide(provide_portal_user)}
     security = [{"portalJwt": []}]
 
     @get(
@@ -54,7 +73,7 @@ class MailboxController(Controller):
     async def list_documents(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         account: Annotated[str | None, Parameter(description="Only this account.")] = None,
         type: Annotated[str | None, Parameter(description="Only this document type.")] = None,
@@ -104,7 +123,7 @@ class MailboxController(Controller):
     async def get_document(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         document_id: FromPath[str],
     ) -> DocumentDetail:
@@ -126,7 +145,7 @@ class MailboxController(Controller):
     async def download(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         document_id: FromPath[str],
         disposition: Annotated[
@@ -191,7 +210,7 @@ class MailboxController(Controller):
     async def mark_read(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         document_id: FromPath[str],
     ) -> DocumentDetail:
@@ -209,7 +228,7 @@ class MailboxController(Controller):
     async def mark_unread(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         document_id: FromPath[str],
     ) -> DocumentDetail:
@@ -227,7 +246,7 @@ class MailboxController(Controller):
     async def archive(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         document_id: FromPath[str],
     ) -> DocumentDetail:
@@ -247,7 +266,7 @@ class MailboxController(Controller):
     async def unarchive(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         document_id: FromPath[str],
     ) -> DocumentDetail:
@@ -259,7 +278,7 @@ class MailboxController(Controller):
         return detail_from(doc)
 
     @get("/unread-count", operation_id="getMailboxUnreadCount", responses=errors(401, 429, 503))
-    async def unread_count(self, services: ServicesDep, user: PortalUserDep) -> UnreadCount:
+    async def unread_count(self, services: MailboxServicesDep, user: PortalUserDep) -> UnreadCount:
         """Unread documents that are not archived."""
         return await services.mailbox.unread_count(user)
 
@@ -269,7 +288,7 @@ class MailboxController(Controller):
         responses=errors(401, 403, 404, 429, 503, notes=access.PREFERENCES_403),
     )
     async def get_preferences(
-        self, services: ServicesDep, user: PortalUserDep, account_id: FromPath[str]
+        self, services: MailboxServicesDep, user: PortalUserDep, account_id: FromPath[str]
     ) -> Preferences:
         """Paperless consent, notification email and locale of one of the caller's accounts."""
         return await services.mailbox.preferences(user, account_id)
@@ -285,7 +304,7 @@ class MailboxController(Controller):
     async def put_preferences(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: MailboxServicesDep,
         user: PortalUserDep,
         account_id: FromPath[str],
         data: Annotated[
@@ -318,7 +337,7 @@ PREFERENCE_FIELDS = ("paperless", "email", "locale")
 
 async def _record_document(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    services: MailboxServicesDep,
     user: PortalUserDep,
     action: str,
     doc: dict[str, Any],

@@ -1,6 +1,6 @@
 """Routes of the reference portal below `/portal`: sign-in, the inbox page, static files.
 
-server/app.py registers `portal_handlers()` only when `settings.demo_portal` is true; when it
+wiring/app.py registers `portal_handlers()` only when `settings.demo_portal` is true; when it
 is off, nothing answers below /portal (404).
 
 The sign-in page is for development only: anyone who can reach it can become any demo user.
@@ -12,6 +12,7 @@ out of access logs and Referer headers). The inbox script moves it into localSto
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
@@ -23,17 +24,17 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from mailbox_service.auth.tokens import mint_token
-from mailbox_service.demo.seed import DEMO_USERS, demo_user
 from mailbox_service.errors import ConfigurationError
 from mailbox_service.log import get_logger
+from mailbox_service.portal.demo_users import DEMO_USERS, demo_user
 from mailbox_service.portal.pages import BASE_PATH, STATIC_DIR, STATIC_PATH, PageRenderer
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
+from mailbox_service.settings import Settings
 
 log = get_logger(__name__)
 
 TOKEN_TTL_S = 3600
 """Lifetime of a sign-in token: the default of `tokens mint`."""
-PAGES_KEY = "portal.pages"
 
 SIGN_IN_MESSAGES = {
     "expired": "Your session has expired. Please sign in again.",
@@ -45,17 +46,24 @@ SIGN_IN_MESSAGES = {
 _NEXT_PATH = re.compile(rf"^{BASE_PATH}(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?$")
 
 
+@dataclass(frozen=True, slots=True)
+class PortalServices:
+    """What the demo portal's pages use, built once by the composition root (wiring/): one
+    renderer per process, since it digests the static files once."""
+
+    pages: PageRenderer
+    settings: Settings
+
+
+PortalServicesDep = NamedDependency[PortalServices]
+
+
 def safe_next(path: str | None) -> str:
     return path if path and _NEXT_PATH.fullmatch(path) else f"{BASE_PATH}/"
 
 
-def provide_pages(services: ServicesDep) -> PageRenderer:
-    """One renderer per process (it digests the static files once), kept with the services."""
-    pages = services.extras.get(PAGES_KEY)
-    if not isinstance(pages, PageRenderer):
-        pages = PageRenderer(services.registry)
-        services.extras[PAGES_KEY] = pages
-    return pages
+def provide_pages(services: PortalServicesDep) -> PageRenderer:
+    return services.pages
 
 
 PagesDep = NamedDependency[PageRenderer]
@@ -68,7 +76,10 @@ def _users_by_sub() -> dict[str, str]:
 class PortalController(Controller):
     path = BASE_PATH
     include_in_schema = False
-    dependencies = {"pages": Provide(provide_pages, sync_to_thread=False)}
+    dependencies = {
+        "services": provided(PortalServices),
+        "pages": Provide(provide_pages, sync_to_thread=False),
+    }
 
     @get("/", operation_id="portalInbox")
     async def inbox(self, pages: PagesDep) -> Response[str]:
@@ -102,7 +113,7 @@ class PortalController(Controller):
     async def sign_in(
         self,
         pages: PagesDep,
-        services: ServicesDep,
+        services: PortalServicesDep,
         data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[str]:
         """Mint a token for the chosen demo user and go to the inbox with it."""

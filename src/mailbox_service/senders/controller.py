@@ -14,13 +14,15 @@ before the `{document_id}` parameter (a test holds it to that).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK
 
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import ApiKeyDep, provide_ingest_key
 from mailbox_service.errors import BadRequest
@@ -39,10 +41,9 @@ from mailbox_service.senders.status_updates import (
     StatusUpdates,
     decode_update,
 )
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import errors
 from mailbox_service.storage.api_keys import ApiKey
-from mailbox_service.wiring.services import Services
 
 _SOURCE_REF = re.compile(contract.SOURCE_REF_PATTERN)
 NOT_OURS = "No such document, or one another source sent."
@@ -51,6 +52,19 @@ STATUS_422 = (
     "has none, or `status_at` lacks an offset or is more than 10 minutes ahead."
 )
 UPDATE_BODY = Body(description='`{"status": "paid", "status_at": "2026-11-30T08:15:00Z"}`.')
+
+
+@dataclass(frozen=True, slots=True)
+class SenderServices:
+    """What the senders' status routes use, built once by the composition root (wiring/)."""
+
+    documents: SenderDocuments
+    updates: StatusUpdates
+    feed: ChangeFeed
+    audit: AuditTrail
+
+
+SenderServicesDep = NamedDependency[SenderServices]
 
 
 def _checked_ref(source_ref: str | None) -> str:
@@ -67,28 +81,15 @@ def _checked_ref(source_ref: str | None) -> str:
     return source_ref
 
 
-def _documents(services: Services) -> SenderDocuments:
-    return SenderDocuments(services.collections.documents)
-
-
-def _updates(services: Services) -> StatusUpdates:
-    return StatusUpdates(
-        services.collections.documents,
-        services.registry,
-        services.sender_events,
-        services.realtime,
-    )
-
-
 async def _update(
     request: Request[Any, Any, Any],
-    services: Services,
+    services: SenderServices,
     api_key: ApiKey,
     document: dict[str, Any],
     body: Any,
 ) -> StatusUpdateResult:
     update = decode_update(body)
-    applied: Applied = await _updates(services).apply(document, update)
+    applied: Applied = await services.updates.apply(document, update)
     if applied.outcome == "changed":
         await record_key(
             request,
@@ -109,7 +110,7 @@ async def _update(
 class SenderDocumentsController(Controller):
     path = "/v1/documents"
     tags = ["senders"]
-    dependencies = {"api_key": Provide(provide_ingest_key)}
+    dependencies = {"services": provided(SenderServices), "api_key": Provide(provide_ingest_key)}
     security = [{"apiKey": ["ingest"]}]
 
     @get(
@@ -120,7 +121,7 @@ class SenderDocumentsController(Controller):
     )
     async def changes(
         self,
-        services: ServicesDep,
+        services: SenderServicesDep,
         api_key: ApiKeyDep,
         since: Annotated[
             str | None,
@@ -132,9 +133,7 @@ class SenderDocumentsController(Controller):
     ) -> ChangePage:
         """Every event of this source's documents after `since`, oldest first. Events show
         up about two seconds after they happen; keep `next` and poll again from it."""
-        return await ChangeFeed(services.collections.sender_events).page(
-            api_key.source, since, limit
-        )
+        return await services.feed.page(api_key.source, since, limit)
 
     @get(
         "/",
@@ -146,7 +145,7 @@ class SenderDocumentsController(Controller):
     )
     async def find(
         self,
-        services: ServicesDep,
+        services: SenderServicesDep,
         api_key: ApiKeyDep,
         source_ref: Annotated[
             str | None, Parameter(description="The reference you sent it with.")
@@ -154,7 +153,7 @@ class SenderDocumentsController(Controller):
     ) -> DocumentStatusList:
         """The status of this source's document with `source_ref`: `items` holds it, or is
         empty when this source sent no such document."""
-        found = await _documents(services).find(
+        found = await services.documents.find(
             api_key.source, _checked_ref(source_ref), STATUS_PROJECTION
         )
         return DocumentStatusList(items=[status_of(found)] if found is not None else [])
@@ -165,11 +164,11 @@ class SenderDocumentsController(Controller):
         responses=errors(401, 403, 404, 429, 503, notes={404: NOT_OURS}),
     )
     async def get_status(
-        self, services: ServicesDep, api_key: ApiKeyDep, document_id: FromPath[str]
+        self, services: SenderServicesDep, api_key: ApiKeyDep, document_id: FromPath[str]
     ) -> DocumentStatus:
         """What happened to one document this source sent: delivery and its changes, each
         notification channel, first read and download, business status. Never who read it."""
-        found = await _documents(services).get(api_key.source, document_id, STATUS_PROJECTION)
+        found = await services.documents.get(api_key.source, document_id, STATUS_PROJECTION)
         return status_of(found)
 
     @patch(
@@ -184,14 +183,14 @@ class SenderDocumentsController(Controller):
     async def update_status(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: SenderServicesDep,
         api_key: ApiKeyDep,
         document_id: FromPath[str],
         data: Annotated[dict[str, Any], UPDATE_BODY],
     ) -> StatusUpdateResult:
         """Set the business status (e.g. an invoice `paid`). Idempotent; an update whose
         `status_at` is not later than the stored one changes nothing (`outcome: stale`)."""
-        document = await _documents(services).get(api_key.source, document_id)
+        document = await services.documents.get(api_key.source, document_id)
         return await _update(request, services, api_key, document, data)
 
     @patch(
@@ -206,7 +205,7 @@ class SenderDocumentsController(Controller):
     async def update_status_by_ref(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: SenderServicesDep,
         api_key: ApiKeyDep,
         data: Annotated[dict[str, Any], UPDATE_BODY],
         source_ref: Annotated[
@@ -214,5 +213,5 @@ class SenderDocumentsController(Controller):
         ] = None,
     ) -> StatusUpdateResult:
         """`updateDocumentStatus` for the document this source sent with `source_ref`."""
-        document = await _documents(services).get_by_ref(api_key.source, _checked_ref(source_ref))
+        document = await services.documents.get_by_ref(api_key.source, _checked_ref(source_ref))
         return await _update(request, services, api_key, document, data)

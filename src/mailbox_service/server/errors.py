@@ -7,18 +7,23 @@ Body: {"error": {"status": 422, "code": "invalid_metadata", "message": "...", "f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from mailbox_service.audit.http import error_followup
 from mailbox_service.errors import MailboxError, RateLimited
 from mailbox_service.log import get_logger
 from mailbox_service.observability.request_id import current_request_id
 
 log = get_logger(__name__)
+
+ErrorFollowup = Callable[[Request[Any, Any, Any], MailboxError], BackgroundTask | None]
+"""Work to run after an error answer is sent (the composition root passes the audit trail's:
+an entry and an alert count for a 401, a 429 and a portal 404), or None for none."""
 
 
 def _code(name: str) -> str:
@@ -34,17 +39,22 @@ def error_body(status: int, code: str, message: str, field: str | None = None) -
     return {"error": error}
 
 
-def mailbox_error_handler(request: Request[Any, Any, Any], exc: MailboxError) -> Response[Any]:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after_s)}
-    return Response(
-        error_body(exc.status_code, _code(type(exc).__name__), exc.message, exc.field),
-        status_code=exc.status_code,
-        headers=headers,
-        # 401, 429 and portal 404: audit entry and alert count, after the answer is sent.
-        background=error_followup(request, exc),
-    )
+def mailbox_error_handler(
+    followup: ErrorFollowup | None = None,
+) -> Callable[[Request[Any, Any, Any], MailboxError], Response[Any]]:
+    def handle(request: Request[Any, Any, Any], exc: MailboxError) -> Response[Any]:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+        return Response(
+            error_body(exc.status_code, _code(type(exc).__name__), exc.message, exc.field),
+            status_code=exc.status_code,
+            headers=headers,
+            # Runs after the answer is sent: a failing request is answered as fast as before.
+            background=followup(request, exc) if followup is not None else None,
+        )
+
+    return handle
 
 
 def _validation_field(exc: ValidationException) -> str | None:
@@ -76,8 +86,10 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     )
 
 
-EXCEPTION_HANDLERS: dict[Any, Any] = {
-    MailboxError: mailbox_error_handler,
-    HTTPException: http_error_handler,
-    Exception: unexpected_error_handler,
-}
+def exception_handlers(followup: ErrorFollowup | None = None) -> dict[Any, Any]:
+    """Every error the app raises, to the one envelope; `followup` runs after a MailboxError."""
+    return {
+        MailboxError: mailbox_error_handler(followup),
+        HTTPException: http_error_handler,
+        Exception: unexpected_error_handler,
+    }

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
 import msgspec
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 
 from mailbox_service.observability import metrics
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import response
 from mailbox_service.server.rate_limit import EXEMPT
 
 Check = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessChecks:
+    """What `/health/ready` asks, by the name it reports: each a call that fails when down."""
+
+    checks: Mapping[str, Check]
+
+
+ReadinessChecksDep = NamedDependency[ReadinessChecks]
 
 
 async def _checked_twice(check: Check) -> None:
@@ -59,6 +71,7 @@ class HealthController(Controller):
     tags = ["health"]
     # Orchestrators probe from one address every few seconds: no flood may starve them.
     opt = {"rate_limit": EXEMPT}
+    dependencies = {"readiness": provided(ReadinessChecks)}
 
     @get("/live", operation_id="healthLive", exclude_from_auth=True)
     async def live(self) -> dict[str, Literal["ok"]]:
@@ -70,13 +83,9 @@ class HealthController(Controller):
         operation_id="healthReady",
         responses={503: response("A dependency did not answer; `failed` names it.", Readiness)},
     )
-    async def ready(self, services: ServicesDep) -> Response[Readiness]:
+    async def ready(self, readiness: ReadinessChecksDep) -> Response[Readiness]:
         """Every dependency answers: 200, else 503 naming the ones that failed."""
-        checks: dict[str, Check] = {
-            "mongodb": lambda: services.collections.db.command("ping"),
-            "minio": services.blobs.check,
-            "redis": services.redis.ping,
-        }
+        checks = readiness.checks
         results: dict[str, dict[str, Any]] = {}
 
         async def run(name: str, check: Check) -> None:

@@ -48,6 +48,11 @@ def connect(settings: MongoSettings) -> AsyncMongoClient[Doc]:
     )
 
 
+async def ping(client: AsyncMongoClient[Doc], database: str) -> None:
+    """One round trip to the server (readiness): fails when it does not answer."""
+    await client.get_database(database).command("ping")
+
+
 @dataclass(frozen=True)
 class Collections:
     """Typed handles on every collection, so no code spells a collection name twice."""

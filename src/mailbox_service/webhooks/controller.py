@@ -12,17 +12,19 @@ call webhooks/operations.py):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
-from mailbox_service.server.deps import ServicesDep
+from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import documented, errors
 from mailbox_service.webhooks.deliveries import DeliveryStatus, WebhookDelivery
 from mailbox_service.webhooks.endpoints import (
@@ -34,6 +36,17 @@ from mailbox_service.webhooks.endpoints import (
 from mailbox_service.webhooks.operations import TestResult, WebhookOperations
 
 MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookServices:
+    """What the webhook routes use, built once by the composition root (wiring/)."""
+
+    webhooks: WebhookOperations
+    audit: AuditTrail
+
+
+WebhookServicesDep = NamedDependency[WebhookServices]
 
 
 class CreateWebhook(msgspec.Struct):
@@ -55,10 +68,6 @@ class DeliveryList(msgspec.Struct):
     items: list[WebhookDelivery]
 
 
-def operations(services: ServicesDep) -> WebhookOperations:
-    return WebhookOperations(services.collections, services.broker, services.settings.webhook)
-
-
 def _by(api_key: ApiKeyDep) -> str:
     return f"admin key {api_key.key_id}"
 
@@ -73,7 +82,7 @@ PageSize = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="At most this
 class AdminWebhooksController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
-    dependencies = {"api_key": Provide(provide_admin_key)}
+    dependencies = {"services": provided(WebhookServices), "api_key": Provide(provide_admin_key)}
     security = [{"apiKey": ["admin"]}]
 
     @post(
@@ -85,14 +94,14 @@ class AdminWebhooksController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         data: Annotated[CreateWebhook, Body(description="Where a source's events go.")],
     ) -> CreatedEndpoint:
         """Create an endpoint. The answer holds its signing secret (`whsec_...`): the only
         time it is shown. 422: a URL that is not http(s), over 2 KiB or on a link-local,
         metadata or unspecified address; an unknown event type; a malformed source."""
-        created = await operations(services).create(
+        created = await services.webhooks.create(
             source=data.source, url=data.url, events=data.events, by=_by(api_key)
         )
         await record_key(
@@ -117,14 +126,14 @@ class AdminWebhooksController(Controller):
     )
     async def list_endpoints(
         self,
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         source: Annotated[str | None, Parameter(description="Only this source's.")] = None,
     ) -> EndpointList:
         """Every endpoint (active and disabled), oldest first; never a secret."""
         if source is not None:
             checked_source(source)
-        return EndpointList(await operations(services).all(source))
+        return EndpointList(await services.webhooks.all(source))
 
     @post(
         "/webhooks/{endpoint_id:str}/revoke",
@@ -135,14 +144,14 @@ class AdminWebhooksController(Controller):
     async def revoke(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         endpoint_id: FromPath[str],
     ) -> WebhookEndpoint:
         """Disable an endpoint for good: no new deliveries, and pending ones fail at their
         next attempt. It stays listed (disabled, with the reason) with its deliveries.
         Revoking a disabled endpoint changes nothing."""
-        endpoint = await operations(services).revoke(endpoint_id, _by(api_key))
+        endpoint = await services.webhooks.revoke(endpoint_id, _by(api_key))
         await record_key(
             request,
             services,
@@ -161,13 +170,13 @@ class AdminWebhooksController(Controller):
     async def test(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         endpoint_id: FromPath[str],
     ) -> TestResult:
         """Send a signed `webhook.test` event to the endpoint now and answer what the
         receiver said (or why it said nothing). Nothing is recorded on the endpoint."""
-        result = await operations(services).test(endpoint_id)
+        result = await services.webhooks.test(endpoint_id)
         await record_key(
             request,
             services,
@@ -184,14 +193,14 @@ class AdminWebhooksController(Controller):
     )
     async def endpoint_deliveries(
         self,
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         endpoint_id: FromPath[str],
         status: StatusFilter = None,
         limit: PageSize = 100,
     ) -> DeliveryList:
         """An endpoint's deliveries, newest first, each with its last attempts."""
-        found = await operations(services).page(endpoint_id=endpoint_id, status=status, limit=limit)
+        found = await services.webhooks.page(endpoint_id=endpoint_id, status=status, limit=limit)
         return DeliveryList(found)
 
     @get(
@@ -201,13 +210,13 @@ class AdminWebhooksController(Controller):
     )
     async def all_deliveries(
         self,
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         status: StatusFilter = None,
         limit: PageSize = 100,
     ) -> DeliveryList:
         """Every endpoint's deliveries, newest first; `?status=failed` for what needs a look."""
-        found = await operations(services).page(endpoint_id=None, status=status, limit=limit)
+        found = await services.webhooks.page(endpoint_id=None, status=status, limit=limit)
         return DeliveryList(found)
 
     @post(
@@ -219,13 +228,13 @@ class AdminWebhooksController(Controller):
     async def resend(
         self,
         request: Request[Any, Any, Any],
-        services: ServicesDep,
+        services: WebhookServicesDep,
         api_key: ApiKeyDep,
         delivery_id: FromPath[str],
     ) -> WebhookDelivery:
         """Deliver again: back to `pending` with attempts from zero, the same `webhook-id` and
         body. 409 while an attempt is in progress."""
-        delivery = await operations(services).resend(delivery_id, _by(api_key))
+        delivery = await services.webhooks.resend(delivery_id, _by(api_key))
         await record_key(
             request,
             services,

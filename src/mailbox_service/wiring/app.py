@@ -19,6 +19,7 @@ from mailbox_service.admin.bounces import AdminBouncesController
 from mailbox_service.admin.controller import AdminNotificationsController
 from mailbox_service.admin.holds import AdminHoldsController
 from mailbox_service.audit.controller import AdminAuditController
+from mailbox_service.audit.http import error_followup
 from mailbox_service.auth.tokens import TokenVerifier
 from mailbox_service.doctypes import load_registry
 from mailbox_service.evidence.controller import EvidenceController
@@ -33,7 +34,8 @@ from mailbox_service.portal import portal_handlers
 from mailbox_service.ratelimit import Budgets
 from mailbox_service.senders.controller import SenderDocumentsController
 from mailbox_service.server.allow import list_every_method_in_allow
-from mailbox_service.server.errors import EXCEPTION_HANDLERS
+from mailbox_service.server.deps import CONTROLLER_SERVICES
+from mailbox_service.server.errors import exception_handlers
 from mailbox_service.server.health import HealthController
 from mailbox_service.server.openapi import publish_contract
 from mailbox_service.server.rate_limit import limit_anonymous_routes
@@ -41,6 +43,7 @@ from mailbox_service.server.request_limits import enforce_request_limits
 from mailbox_service.settings import Settings
 from mailbox_service.storage.api_keys import ApiKeyStore
 from mailbox_service.webhooks.controller import AdminWebhooksController
+from mailbox_service.wiring.controllers import controller_services
 from mailbox_service.wiring.services import Services
 
 log = get_logger(__name__)
@@ -107,6 +110,9 @@ def create_litestar(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.build(settings)
+        app.state[CONTROLLER_SERVICES] = controller_services(
+            app.state.services, demo_portal=settings.demo_portal
+        )
         # A broken evidence key stops start-up; a missing one only disables the routes (503).
         app.state.services.evidence_key.check()
         if not app.state.services.evidence_key.configured:
@@ -120,9 +126,6 @@ def create_litestar(
             if owned:
                 await app.state.services.close()
 
-    def provide_services(state: State) -> Services:
-        return state.services  # type: ignore[no-any-return]
-
     app = Litestar(
         route_handlers=[
             *route_handlers(),
@@ -133,14 +136,13 @@ def create_litestar(
         ],
         middleware=observability_middleware(settings),
         dependencies={
-            "services": Provide(provide_services, sync_to_thread=False),
             # What the credential providers (auth/providers.py) check with, looked up per
             # request: a test may swap the rate limits in an on_startup hook.
             "api_keys": Provide(provide_api_keys, sync_to_thread=False),
             "portal_tokens": Provide(provide_portal_tokens, sync_to_thread=False),
             "rate_limits": Provide(provide_rate_limits, sync_to_thread=False),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=exception_handlers(error_followup),
         # Ours (log.py): Litestar's default would replace the JSON handler on the root logger.
         logging_config=None,
         guards=[limit_anonymous_routes],

@@ -5,6 +5,7 @@ The API, the worker and the CLI each build one; nothing else holds global state.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -26,9 +27,14 @@ from mailbox_service.senders.event_log import EventLog
 from mailbox_service.settings import Settings
 from mailbox_service.storage.accounts import AccountStore
 from mailbox_service.storage.api_keys import ApiKeyStore
+from mailbox_service.storage.audit_log import AuditLogStore
 from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.documents import DocumentStore
 from mailbox_service.storage.mongo import Collections, Doc, connect
+from mailbox_service.storage.outbox import AsyncOutbox
+from mailbox_service.storage.sender_events import SenderEventStore
+from mailbox_service.webhooks.operations import WebhookOperations
 
 
 @dataclass
@@ -54,6 +60,14 @@ class Services:
     rate_limits: Budgets
     evidence_key: EvidenceKey
     sender_events: EventLog
+    outbox: AsyncOutbox
+    """The notification outbox for operators (stats, list, resend); the worker has its own."""
+    document_status: DocumentStatusStore
+    """Senders' lookups and changes of their documents (status, print fallback, bounces)."""
+    event_store: SenderEventStore
+    """Stored sender events (the change feed reads them; `sender_events` writes them)."""
+    audit_log: AuditLogStore
+    webhooks: WebhookOperations
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -74,7 +88,8 @@ class Services:
         queue = NotificationQueue(broker)
         realtime = RealtimeEmitter(settings.redis.url)
         cursors = CursorSigner.from_settings(settings.auth)
-        sender_events = EventLog(collections.sender_events, broker)
+        event_store = SenderEventStore(collections)
+        sender_events = EventLog(event_store, broker)
         redis = aioredis.Redis.from_url(
             settings.redis.url, socket_connect_timeout=2, socket_timeout=5
         )
@@ -100,6 +115,11 @@ class Services:
             rate_limits=Budgets(settings.rate, RateLimiter(limiter_redis(settings.redis.url))),
             evidence_key=EvidenceKey(settings.evidence),
             sender_events=sender_events,
+            outbox=AsyncOutbox.on(collections, lease=dt.timedelta(seconds=settings.notify.lease_s)),
+            document_status=DocumentStatusStore(collections),
+            event_store=event_store,
+            audit_log=AuditLogStore(collections),
+            webhooks=WebhookOperations(collections, broker, settings.webhook),
         )
 
     async def close(self) -> None:

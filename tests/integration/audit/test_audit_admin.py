@@ -178,7 +178,7 @@ async def test_unfiltered_pages_cross_days_newest_first(settings: Settings) -> N
         ]
         chain = services.audit.chain
         await chain.insert(await chain.extend(entries))
-        query = AuditQuery.of(services)
+        query = AuditQuery(services.audit_log, services.cursors)
         seen: list[dt.datetime] = []
         cursor = None
         while True:
