@@ -38,12 +38,12 @@ from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.mail.email import EmailRenderer
 from mailbox_service.mail.smtp import SmtpSender
 from mailbox_service.notifications.delivery import Deliverer
-from mailbox_service.notifications.outbox import Outbox
 from mailbox_service.notifications.queue import NotificationQueue
 from mailbox_service.paths import templates_dir
 from mailbox_service.realtime.emitter import BlockingRealtimeEmitter
 from mailbox_service.settings import Settings
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.outbox import Outbox
 from mailbox_service.wiring.services import Services
 
 T = TypeVar("T")
@@ -110,7 +110,7 @@ async def eventually(
 
 
 async def channel_state(services: Services, document_id: str, channel: str) -> dict[str, Any]:
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None, f"document {document_id} is not stored"
     state: dict[str, Any] = doc["notifications"][channel]
     return state
@@ -247,7 +247,7 @@ async def make_pending(services: Services, document_id: str, channel: str, **sta
         "at": utcnow(),
         **state,
     }
-    await services.documents.collection.update_one(
+    await services.collections.documents.update_one(
         {"_id": document_id}, {"$set": {f"notifications.{channel}": fresh}}
     )
 

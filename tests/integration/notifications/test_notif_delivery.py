@@ -20,17 +20,17 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from mailbox_service.notifications.outbox import Claim, claimed_state
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from app_fixtures import free_port
 from mailbox_service.clock import utcnow
 from mailbox_service.notifications.sweep import OutboxSweep
-from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.paths import templates_dir
 from mailbox_service.settings import Settings
+from mailbox_service.storage.blocking import connect_blocking, documents_collection
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.outbox.states import Claim, claimed_state
 from mailbox_service.wiring.services import Services
 from notify_fixtures import Harness, Maildir, pending_email, with_smtp_port
 

@@ -24,15 +24,6 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from mailbox_service.notifications.outbox import (
-    AsyncOutbox,
-    claimable,
-    is_claimable,
-    is_lost,
-    is_resendable,
-    lost,
-    resendable,
-)
 from pymongo import MongoClient, UpdateOne, monitoring
 from pymongo.collection import Collection
 
@@ -41,10 +32,19 @@ from mailbox_service.clock import utcnow
 from mailbox_service.errors import Conflict
 from mailbox_service.migrate import MigrationContext, discover
 from mailbox_service.notifications.delivery import Outcome
-from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings
+from mailbox_service.storage.blocking import connect_blocking, documents_collection
 from mailbox_service.storage.mongo import Collections, Doc
+from mailbox_service.storage.outbox import AsyncOutbox
+from mailbox_service.storage.outbox.states import (
+    claimable,
+    is_claimable,
+    is_lost,
+    is_resendable,
+    lost,
+    resendable,
+)
 from mailbox_service.wiring.services import Services
 from notify_fixtures import Harness, Maildir, make_pending, pending_email, store_document
 
@@ -149,7 +149,7 @@ async def test_a_portal_read_racing_the_worker_keeps_both(
         assert (email, realtime) == ("sent", "sent")
     unread, wrong = [], []
     for document_id in ids:
-        doc = await services.documents.get(document_id)
+        doc = await services.documents.record(document_id)
         assert doc is not None
         if doc["read_at"] is None:
             unread.append(document_id)

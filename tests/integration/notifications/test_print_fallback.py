@@ -24,12 +24,9 @@ from audit_fixtures import audit_entries
 from mailbox_fixtures import bearer, letter_metadata, portal_token
 from mailbox_service.clock import utcnow
 from mailbox_service.mail.email import message_id
-from mailbox_service.notifications.worker import (
-    connect_blocking,
-    documents_collection,
-    email_outcomes,
-)
+from mailbox_service.notifications.worker import email_outcomes
 from mailbox_service.settings import Settings
+from mailbox_service.storage.blocking import connect_blocking, documents_collection
 from mailbox_service.storage.mongo import Doc
 from mailbox_service.wiring.services import Services
 from notify_fixtures import (
@@ -96,7 +93,7 @@ async def test_relay_refusing_the_recipient_turns_the_delivery_into_print(
     address = f"refuse-{unique('ann')}@example.org"
     account = await account_with(services, address)
     document_id = await ingest(client, ingest_key, invoice_metadata(account))
-    assert (await services.documents.get(document_id) or {})["delivery"]["mode"] == "digital"
+    assert (await services.documents.record(document_id) or {})["delivery"]["mode"] == "digital"
 
     events = await wait_events(
         services, document_id, {"document.delivery_failed", "document.print_required"}
@@ -111,7 +108,7 @@ async def test_relay_refusing_the_recipient_turns_the_delivery_into_print(
         assert "<recipient>" in event["data"]["reason"]
         assert event["source"] == "test-ingest"
 
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None
     email = doc["notifications"]["email"]
     assert email["status"] == "failed"
@@ -146,7 +143,7 @@ async def test_an_accepted_email_tells_the_sender_delivered(
     assert set(events[0]["data"]) == {"at"}
     at = dt.datetime.fromisoformat(events[0]["data"]["at"].replace("Z", "+00:00"))
     assert before - dt.timedelta(seconds=1) <= at <= utcnow()
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None
     assert doc["delivery"]["mode"] == "digital"
 
@@ -179,7 +176,7 @@ async def test_retries_exhausted_tell_the_sender_and_print(
         limited, mongo=msgspec.structs.replace(limited.mongo, database=ISOLATED_DB)
     )
     harness = Harness(isolated, documents)
-    harness.deliverer.outcomes = email_outcomes(sync_mongo, isolated, harness.broker, documents)
+    harness.deliverer.outcomes = email_outcomes(documents.database, harness.broker)
     address = f"defer-{unique('bob')}@example.org"
     document_id = await pending_email(services, documents, paperless_account, address)
     events = sync_mongo[ISOLATED_DB]["sender_events"]
@@ -258,7 +255,7 @@ async def test_a_hard_bounce_by_document_id_prints_once(
     assert types_of(events) == ["document.delivery_failed", "document.print_required"]
     assert all(e["data"]["cause"] == "bounce" for e in events)
     assert all(address not in str(e["data"]) for e in events)
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None
     assert doc["notifications"]["email"]["error"].startswith("bounced: 550")
     assert doc["delivery"]["changes"][-1]["cause"] == "bounce"
@@ -340,7 +337,7 @@ async def test_bounces_of_unknown_or_ambiguous_emails_are_refused(
     ).status_code == 401
     # None of that changed the document or told its sender anything.
     assert await events_of(services, document_id) == []
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None
     assert doc["notifications"]["email"]["status"] == "sent"
 
@@ -353,7 +350,7 @@ async def test_a_bounce_for_a_printed_document_changes_nothing(
 ) -> None:
     account = await account_with(services, f"{unique('paper')}@example.org", paperless=False)
     document_id = await sent_document(services, settings, account)
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None
     assert doc["delivery"]["mode"] == "print"
     status, result = await bounce(client, admin_key, {"document_id": document_id, "reason": "550"})
@@ -379,7 +376,7 @@ async def test_a_soft_bounce_is_recorded_and_prints_nothing(
         assert result["changed"] is False
         assert result["delivery_mode"] == "digital"
         assert result["email_status"] == "sent"
-        doc = await services.documents.get(document_id)
+        doc = await services.documents.record(document_id)
         assert doc is not None
         assert doc["notifications"]["email"]["soft_bounces"] == expected
         assert doc["notifications"]["email"]["last_soft_bounce"]["reason"] == body["reason"]
@@ -432,7 +429,7 @@ async def test_first_read_and_first_download_tell_the_sender_once(
 
     events = await events_of(services, document_id)
     assert types_of(events) == ["document.read", "document.downloaded"]
-    stored = await services.documents.get(document_id)
+    stored = await services.documents.record(document_id)
     assert stored is not None
     read, downloaded = events
     assert read["data"] == {"at": iso_ms(stored["first_read_at"])}
@@ -441,7 +438,7 @@ async def test_first_read_and_first_download_tell_the_sender_once(
 
 
 async def mode_of(services: Services, document_id: str) -> str:
-    doc = await services.documents.get(document_id)
+    doc = await services.documents.record(document_id)
     assert doc is not None
     return str(doc["delivery"]["mode"])
 
@@ -472,7 +469,7 @@ async def test_unread_termination_confirmations_go_to_print_after_five_days(
     for method in ("POST", "DELETE"):  # read, then marked unread: it was read all the same
         response = await client.request(method, f"/v1/mailbox/documents/{read}/read", headers=token)
         assert response.status_code == 200
-    stored = await services.documents.get(due)
+    stored = await services.documents.record(due)
     assert stored is not None
     created = stored["created_at"]
 
@@ -489,7 +486,7 @@ async def test_unread_termination_confirmations_go_to_print_after_five_days(
 
     output = await asyncio.to_thread(run, created + dt.timedelta(days=5))
     assert "turned into print:" in output
-    doc = await services.documents.get(due)
+    doc = await services.documents.record(due)
     assert doc is not None
     assert doc["delivery"]["mode"] == "print"
     assert doc["delivery"]["reason"].startswith("not read within 5 days")
