@@ -1,7 +1,7 @@
 """HTTP door of legal holds: `/v1/admin/holds`, for API keys with `admin` scope.
 
 POST sets a hold on a document or an account (with a reason), DELETE lifts it, GET lists every
-hold. What a hold does: lifecycle/holds.py and lifecycle/legal_holds.py.
+hold. What a hold does: storage/holds.py and lifecycle/legal_holds.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
 from mailbox_service.errors import InvalidMetadata
-from mailbox_service.lifecycle.holds import Hold
 from mailbox_service.lifecycle.legal_holds import LegalHolds
 from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import documented, errors
+from mailbox_service.storage.holds import Hold
 from mailbox_service.untrusted import NOT_BLANK
 
 MAX_REASON = 500

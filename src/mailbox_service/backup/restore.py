@@ -27,8 +27,6 @@ import anyio.to_thread
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
 from minio.retention import Retention
-from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
 
 from mailbox_service.backfill.progress import ProgressDisplay
 from mailbox_service.backfill.report import Tally
@@ -39,9 +37,14 @@ from mailbox_service.clock import utcnow
 from mailbox_service.migrate import Migrator
 from mailbox_service.storage.blobs import PART_SIZE, BlobStore
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.snapshots import (
+    existing_ids,
+    has_records,
+    held_account_ids,
+    insert_new,
+)
 
 BATCH = 500
-DUPLICATE_KEY = 11000
 
 
 @dataclass
@@ -63,20 +66,6 @@ class _Step:
     now: dt.datetime
     result: RestoreResult
     tally: Tally
-
-
-def insert_new(collection: Collection[Doc], docs: list[Doc]) -> list[Doc]:
-    """Insert `docs`; return those refused as duplicates (an existing `_id` or unique key)."""
-    if not docs:
-        return []
-    try:
-        collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        return [docs[error["index"]] for error in errors]
-    return []
 
 
 class Restorer:
@@ -113,7 +102,7 @@ class Restorer:
             for name in self.storage.db.list_collection_names()
             if name != MIGRATIONS
             and not name.startswith("system.")
-            and self.storage.db[name].find_one({}, {"_id": 1}) is not None
+            and has_records(self.storage.db, name)
         ]
         try:
             objects = self.storage.minio.list_objects(self.storage.bucket, recursive=True)
@@ -135,16 +124,15 @@ class Restorer:
 
     def _collection(self, name: str, result: RestoreResult) -> None:
         path = self.snapshot / self.manifest.collections[name].file
-        collection = self.storage.db[name]
         batch: list[Doc] = []
         inserted = skipped = 0
         for line in iter_lines(path):
             batch.append(decode_line(line))
             if len(batch) >= 1000:
-                refused = insert_new(collection, batch)
+                refused = insert_new(self.storage.db, name, batch)
                 inserted, skipped = inserted + len(batch) - len(refused), skipped + len(refused)
                 batch = []
-        refused = insert_new(collection, batch)
+        refused = insert_new(self.storage.db, name, batch)
         result.inserted[name] = inserted + len(batch) - len(refused)
         result.skipped[name] = skipped + len(refused)
 
@@ -158,7 +146,7 @@ class Restorer:
             display.start()
         result.inserted["documents"] = result.skipped["documents"] = 0
         step = _Step(
-            held_accounts={d["_id"] for d in self.storage.db["holds"].find({}, {"_id": 1})},
+            held_accounts=held_account_ids(self.storage.db),
             lock_on=self._bucket_locks(),
             now=utcnow(),
             result=result,
@@ -195,9 +183,7 @@ class Restorer:
     ) -> Future[None]:
         existing: set[str] = set()
         if self.merge:  # otherwise the database was found empty before the restore began
-            ids = [doc["_id"] for doc in batch]
-            found = self.storage.db["documents"].find({"_id": {"$in": ids}}, {"_id": 1})
-            existing = {d["_id"] for d in found}
+            existing = existing_ids(self.storage.db, "documents", [doc["_id"] for doc in batch])
         fresh = [doc for doc in batch if doc["_id"] not in existing]
         puts = [(doc, pool.submit(self._put, doc, step)) for doc in fresh]
         ready: list[Doc] = []
@@ -216,7 +202,7 @@ class Restorer:
         self, ready: list[Doc], existing: int, pool: ThreadPoolExecutor, step: _Step
     ) -> None:
         result, tally = step.result, step.tally
-        refused = insert_new(self.storage.db["documents"], ready)
+        refused = insert_new(self.storage.db, "documents", ready)
         for doc in refused:
             # Same source reference as a document already here (--merge): keep theirs.
             result.problems.append(

@@ -7,8 +7,8 @@ import click
 from mailbox_service.audit import OPERATOR
 from mailbox_service.cli.runtime import run_with_services
 from mailbox_service.errors import NotFound
-from mailbox_service.lifecycle.holds import Hold
 from mailbox_service.lifecycle.legal_holds import LegalHolds
+from mailbox_service.storage.holds import Hold
 from mailbox_service.wiring.services import Services
 
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from mailbox_service.lifecycle.holds import Hold
+from mailbox_service.storage.holds import Hold
 from mailbox_service.storage.mongo import Doc
 
 FORMAT: Final = "mailbox-evidence/1"

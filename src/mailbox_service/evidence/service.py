@@ -15,11 +15,11 @@ from mailbox_service.evidence.bundle import build_evidence
 from mailbox_service.evidence.canonical import canonical_json, rfc3339
 from mailbox_service.evidence.keys import ALGORITHM, KEY_SETTING, EvidenceSigner
 from mailbox_service.evidence.schemas import PublicKey, SignedEvidence
-from mailbox_service.lifecycle.holds import HoldStore
-from mailbox_service.lifecycle.tombstones import TombstoneStore
 from mailbox_service.settings import EvidenceSettings
 from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.tombstones import TombstoneStore
 
 WHY_GONE = {
     "retention": "its retention period ended",

@@ -1,7 +1,7 @@
 """Erasure of a customer account: delete what no law requires us to keep, say what stays.
 
 A document stays when
-- it is under a hold (its own or its account's: `lifecycle/holds.py`), or
+- it is under a hold (its own or its account's: `storage/holds.py`), or
 - its type declares `legal_retention` and its `retain_until` has not passed, or
 - its type is not installed (we cannot tell what the law asks of it: an operator decides).
 Every other document goes: a tombstone (`erased`) first, then the metadata, then the blob, so
@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
-from mailbox_service.lifecycle.holds import HoldStore, document_hold, unheld_filter
-from mailbox_service.lifecycle.tombstones import TombstoneStore
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.holds import HoldStore, document_hold, unheld_filter
 from mailbox_service.storage.mongo import Collections, Doc
+from mailbox_service.storage.tombstones import TombstoneStore
 
 log = get_logger(__name__)
 

@@ -13,9 +13,9 @@ from pymongo.asynchronous.cursor import AsyncCursor
 
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import DependencyUnavailable, NotFound
-from mailbox_service.lifecycle.holds import HOLD_FIELD, Hold, HoldStore, document_hold
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.holds import HOLD_FIELD, Hold, HoldStore, document_hold
 from mailbox_service.storage.mongo import Collections, Doc
 
 log = get_logger(__name__)

@@ -27,12 +27,12 @@ import anyio
 
 from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
-from mailbox_service.lifecycle.holds import HOLD_FIELD, HoldStore, document_hold, unheld_filter
-from mailbox_service.lifecycle.tombstones import TOMBSTONE_FIELDS, TombstoneStore
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.documents import one_batch
+from mailbox_service.storage.holds import HOLD_FIELD, HoldStore, document_hold, unheld_filter
 from mailbox_service.storage.mongo import Collections, Doc
+from mailbox_service.storage.tombstones import TOMBSTONE_FIELDS, TombstoneStore
 
 log = get_logger(__name__)
 

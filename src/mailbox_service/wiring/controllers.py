@@ -18,9 +18,7 @@ from mailbox_service.audit.query import AuditQuery
 from mailbox_service.evidence.controller import EvidenceServices
 from mailbox_service.evidence.service import EvidenceService
 from mailbox_service.ingestion.controller import IngestServices
-from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.lifecycle.legal_holds import LegalHolds
-from mailbox_service.lifecycle.tombstones import TombstoneStore
 from mailbox_service.mailbox.controller import MailboxServices
 from mailbox_service.portal.controller import PortalServices
 from mailbox_service.portal.pages import PageRenderer
@@ -31,7 +29,9 @@ from mailbox_service.senders.lookup import SenderDocuments
 from mailbox_service.senders.print_fallback import PrintFallback
 from mailbox_service.senders.status_updates import StatusUpdates
 from mailbox_service.server.health import ReadinessChecks
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.storage.mongo import ping
+from mailbox_service.storage.tombstones import TombstoneStore
 from mailbox_service.webhooks.controller import WebhookServices
 from mailbox_service.wiring.services import Services
 

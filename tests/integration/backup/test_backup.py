@@ -24,10 +24,10 @@ from litestar.testing import AsyncTestClient
 from app_fixtures import cli, unique
 from mailbox_fixtures import bearer, ingest, portal_token
 from mailbox_service.asgi import create_app
-from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.wiring.services import Services
 
 

@@ -34,9 +34,9 @@ from mailbox_service.auth.tokens import mint_token
 from mailbox_service.clock import utcnow
 from mailbox_service.evidence.bundle import NO_KEY_ID_API
 from mailbox_service.evidence.keys import write_key_file
-from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.lifecycle.retention import RetentionPurge
 from mailbox_service.settings import EvidenceSettings, Settings
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.wiring.services import Services
 from notify_fixtures import WorkerProcess, eventually, wait_status
 
@@ -268,7 +268,7 @@ async def test_a_document_stored_before_key_ids_says_so(
     paperless_account: str,
 ) -> None:
     document_id = await _post(signing_client, ingest_key, invoice_metadata(paperless_account))
-    await services.documents.collection.update_one(
+    await services.collections.documents.update_one(
         {"_id": document_id}, {"$unset": {"ingest_key_id": ""}}
     )
     bundle = (
@@ -295,14 +295,14 @@ async def test_a_purged_document_is_gone_with_when_and_why(
     }
     document_id = await _post(signing_client, ingest_key, metadata)
     expired = utcnow() - dt.timedelta(days=1)
-    await services.documents.collection.update_one(
+    await services.collections.documents.update_one(
         {"_id": document_id}, {"$set": {"retain_until": expired}}
     )
     report = await RetentionPurge(services.collections, services.blobs, services.registry).run(
         utcnow()
     )
     assert report.purged["shipment_document"] >= 1
-    assert await services.documents.get(document_id) is None
+    assert await services.documents.record(document_id) is None
     tombstone = await services.collections.tombstones.find_one({"_id": document_id})
     assert tombstone is not None
 

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from app_fixtures import cli, post_document, sample_pdf, unique
 from mailbox_fixtures import ingest
-from mailbox_service.lifecycle.holds import HoldStore
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.wiring.services import Services
 
 KEPT_LINE = re.compile(r"^kept (\w+) (\w+) until (\S+): (.+)$")

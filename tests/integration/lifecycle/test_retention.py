@@ -32,13 +32,13 @@ from mailbox_service.errors import Conflict
 from mailbox_service.ingestion.orphans import sweep_orphans
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
-from mailbox_service.lifecycle.holds import HoldStore
 from mailbox_service.lifecycle.schedule import PurgeLease, purge_if_due
 from mailbox_service.mailbox.content import open_blob
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import DeleteRefused
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.storage.mongo import Doc
 from mailbox_service.wiring.services import Services
 
@@ -255,30 +255,30 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     assert f"invoice: purge 1, keep 2 held, {locked} file still locked" in dry
     assert "shipment_document: purge 1, keep 0 held, 0 file still locked" in dry
     assert "dry run: nothing deleted" in dry
-    assert await isolated.documents.get(expired["_id"]) is not None
+    assert await isolated.documents.record(expired["_id"]) is not None
 
     # Not on a terminal and no --yes: refused, nothing deleted.
     refused = cli("retention", "purge", "--at", at, env=own_env, check=False)
     assert refused.returncode == 1
     assert "refusing" in refused.stderr
-    assert await isolated.documents.get(expired["_id"]) is not None
+    assert await isolated.documents.record(expired["_id"]) is not None
 
     done = cli("retention", "purge", "--at", at, "--yes", env=own_env).stdout
     assert "purged invoice: 1" in done
     assert "purged shipment_document: 1" in done
 
     for gone in (expired, shipment):
-        assert await isolated.documents.get(gone["_id"]) is None
+        assert await isolated.documents.record(gone["_id"]) is None
         assert versions(isolated, gone["blob"]["key"]) == []
         tombstone = await isolated.collections.tombstones.find_one({"_id": gone["_id"]})
         assert tombstone is not None
         assert tombstone["reason"] == "retention"
         assert tombstone["sha256"] == gone["blob"]["sha256"]
     for kept in (held, in_held_account, current):
-        assert await isolated.documents.get(kept["_id"]) is not None
+        assert await isolated.documents.record(kept["_id"]) is not None
         assert await isolated.blobs.exists(kept["blob"]["key"])
         assert await isolated.collections.tombstones.find_one({"_id": kept["_id"]}) is None
-    assert await holds.is_held(await isolated.documents.get(held["_id"]) or {})
+    assert await holds.is_held(await isolated.documents.record(held["_id"]) or {})
     audit = isolated.collections.audit
     purged = await audit.find_one({"action": "retention.purged", "details.by": None})
     assert purged is not None
@@ -290,7 +290,7 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     cli("hold", "release", "--account", held_account, env=own_env)
     again = cli("retention", "purge", "--at", at, "--yes", env=own_env).stdout
     assert "purged invoice: 2" in again
-    assert await isolated.documents.get(held["_id"]) is None
+    assert await isolated.documents.record(held["_id"]) is None
 
 
 async def test_legal_hold_keeps_a_blob_past_its_retention(
@@ -433,7 +433,7 @@ async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> 
     report = await purge_if_due(daily, isolated.registry)
     assert report is not None
     assert report.purged["shipment_document"] >= 1
-    assert await isolated.documents.get(doc["_id"]) is None
+    assert await isolated.documents.record(doc["_id"]) is None
     lease = await isolated.collections.leases.find_one({"_id": "retention.purge"})
     assert lease is not None
     assert lease["done_at"] <= utcnow()

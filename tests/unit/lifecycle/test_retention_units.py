@@ -11,9 +11,9 @@ import pytest
 from mailbox_service.cli.retention import parse_at, plan_lines
 from mailbox_service.doctypes import load_registry
 from mailbox_service.errors import ConfigurationError
-from mailbox_service.lifecycle.holds import unheld_filter
 from mailbox_service.lifecycle.retention import PurgePlan
 from mailbox_service.settings import load_settings
+from mailbox_service.storage.holds import unheld_filter
 
 
 def test_lock_mode_is_validated_and_names_the_variable() -> None:
