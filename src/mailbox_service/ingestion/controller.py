@@ -119,7 +119,7 @@ class IngestionController(Controller):
             outcome.response,
             status_code=HTTP_201_CREATED if outcome.created else HTTP_200_OK,
             background=(
-                BackgroundTask(services.ingest.announce, outcome.document)
+                BackgroundTask(services.ingest.announce, outcome.stored)
                 if outcome.created
                 else None
             ),

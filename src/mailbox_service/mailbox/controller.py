@@ -29,6 +29,7 @@ from mailbox_service.server.errors import error_body
 from mailbox_service.server.openapi import errors, response
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.stored_document import StoredDocument
 
 DOCUMENT = "/documents/{document_id:str}"
 
@@ -155,17 +156,17 @@ class MailboxController(Controller):
         """The file, streamed; supports ETag/If-None-Match and a single byte Range."""
         doc = await services.mailbox.get(user, document_id)
         access.require_step_up(
-            user, services.registry, doc["type"], services.settings.auth.step_up_acr_values
+            user, services.registry, doc.type, services.settings.auth.step_up_acr_values
         )
-        blob = doc["blob"]
-        etag = content.etag_for(blob["sha256"])
+        blob = doc.blob
+        etag = content.etag_for(blob.sha256)
         headers = {**FILE_HEADERS, "ETag": etag}
         if content.not_modified(request.headers.get("if-none-match"), etag):
             await _record_document(
                 request, services, user, "document.downloaded", doc, {"status": 304}
             )
             return Response(b"", status_code=304, headers=headers)
-        size = int(blob["size"])
+        size = blob.size
         wanted = (
             content.parse_range(request.headers.get("range"), size)
             if content.range_applies(request.headers.get("if-range"), etag)
@@ -180,7 +181,7 @@ class MailboxController(Controller):
                 headers={**headers, "Content-Range": f"bytes */{size}"},
             )
         headers["Content-Disposition"] = content.content_disposition(
-            content.safe_filename(doc), disposition
+            content.safe_filename(doc.id, doc.title, blob.filename, blob.content_type), disposition
         )
         status, offset, length = 200, 0, size
         if isinstance(wanted, content.ByteRange):
@@ -188,7 +189,7 @@ class MailboxController(Controller):
             headers["Content-Range"] = wanted.content_range
         headers["Content-Length"] = str(length)
         chunks = await content.open_blob(
-            services.blobs, blob["key"], offset, length, version_id=blob.get("version_id")
+            services.blobs, blob.key, offset, length, version_id=blob.version_id
         )
         await services.mailbox.record_download(user, doc)
         await _record_document(
@@ -199,7 +200,7 @@ class MailboxController(Controller):
             doc,
             {"status": status, "offset": offset, "length": length},
         )
-        return Stream(chunks, status_code=status, media_type=blob["content_type"], headers=headers)
+        return Stream(chunks, status_code=status, media_type=blob.content_type, headers=headers)
 
     @post(
         f"{DOCUMENT}/read",
@@ -340,7 +341,7 @@ async def _record_document(
     services: MailboxServicesDep,
     user: PortalUserDep,
     action: str,
-    doc: dict[str, Any],
+    doc: StoredDocument,
     details: dict[str, Any],
 ) -> None:
     await record_portal(
@@ -348,7 +349,7 @@ async def _record_document(
         services,
         user,
         action,
-        account_id=doc["account_id"],
-        document_id=doc["_id"],
+        account_id=doc.account_id,
+        document_id=doc.id,
         details=details,
     )

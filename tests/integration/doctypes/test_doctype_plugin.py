@@ -108,7 +108,7 @@ async def test_plugin_documents_go_through_the_one_pipeline(
             }
             created = await http.post("/v1/documents", files=files, headers=auth)
             assert created.status_code == 201, created.text
-            stored = await services.documents.get(created.json()["id"])
+            stored = await services.documents.record(created.json()["id"])
             assert stored["title"] == "Home policy HP-0012345"
             assert stored["summary"] == {
                 "policy_number": "HP-0012345",

@@ -25,7 +25,7 @@ async def test_new_document_is_stored_with_blob_and_outbox(
     assert body["content_type"] == "application/pdf"
     assert body["created_at"].endswith("Z")
 
-    stored = await services.documents.get(body["id"])
+    stored = await services.documents.record(body["id"])
     assert stored is not None
     assert stored["source"] == "test-ingest"
     assert stored["origin"] == "api"
@@ -46,7 +46,7 @@ async def test_print_delivery_names_the_reason(
     assert response.status_code == 201
     assert response.json()["delivery"] == "print"
     assert "paperless" in response.json()["reason"]
-    stored = await services.documents.get(response.json()["id"])
+    stored = await services.documents.record(response.json()["id"])
     assert stored is not None
     assert stored["notifications"]["email"]["status"] == "skipped"
 
@@ -71,7 +71,7 @@ async def test_notify_false_skips_every_channel(
     response = await post_document(
         client, ingest_key, invoice_metadata(paperless_account, notify=False)
     )
-    stored = await services.documents.get(response.json()["id"])
+    stored = await services.documents.record(response.json()["id"])
     assert stored is not None
     assert {s["status"] for s in stored["notifications"].values()} == {"skipped"}
 
@@ -140,7 +140,7 @@ async def test_issued_at_is_kept_and_title_defaults_from_the_type(
 ) -> None:
     meta = invoice_metadata(paperless_account, issued_at="2016-03-01T09:30:00+01:00")
     response = await post_document(client, ingest_key, meta)
-    stored = await services.documents.get(response.json()["id"])
+    stored = await services.documents.record(response.json()["id"])
     assert stored is not None
     assert stored["issued_at"].isoformat() == "2016-03-01T08:30:00+00:00"
     assert stored["title"] == f"Invoice {meta['attributes']['invoice_number']}"

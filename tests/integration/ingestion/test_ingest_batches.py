@@ -4,6 +4,7 @@ stored document has its blob, and no blob is left for a document that was not st
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +14,19 @@ from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.service import IngestOutcome, IngestService
 from mailbox_service.ingestion.upload import receive_path
 from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.stored_document import StoredDocument
 from mailbox_service.wiring.services import Services
 
 
-class _ConnectionLostMidBatch:
-    """The real collection, except that insert_many stores the first half of a batch and then
+class _FlakyStore(DocumentStore):
+    """The real store, except that insert_many stores the first half of a batch and then
     loses the connection, as a server restart in the middle of a bulk write would."""
 
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    async def insert_many(self, documents: Any, ordered: bool = True) -> None:
+    async def insert_many(self, documents: Sequence[StoredDocument]) -> dict[int, Doc]:
         documents = list(documents)
-        await self._real.insert_many(documents[: len(documents) // 2], ordered=ordered)
+        await super().insert_many(documents[: len(documents) // 2])
         raise ConnectionError("connection lost in the middle of the batch")
-
-
-class _FlakyStore(DocumentStore):
-    @property
-    def collection(self) -> Any:
-        return _ConnectionLostMidBatch(super().collection)
 
 
 def _items(tmp_path: Path, count: int, account: str) -> list[Any]:

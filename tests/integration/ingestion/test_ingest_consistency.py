@@ -13,13 +13,14 @@ from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.service import IngestService
 from mailbox_service.ingestion.upload import receive_path
 from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.stored_document import StoredDocument
 from mailbox_service.wiring.services import Services
 
 
 class _FailingInserts(DocumentStore):
     """The real store, except that the metadata write fails as if MongoDB went away."""
 
-    async def insert(self, document: dict[str, Any]) -> None:
+    async def insert(self, document: StoredDocument) -> None:
         raise ConnectionError("MongoDB went away")
 
 
@@ -52,7 +53,7 @@ async def test_failed_metadata_write_removes_the_blob(services: Services, tmp_pa
 
 async def test_sweep_removes_only_orphans(services: Services, client: Any, ingest_key: str) -> None:
     owned = await post_document(client, ingest_key, invoice_metadata("A1"))
-    owned_doc = await services.documents.get(owned.json()["id"])
+    owned_doc = await services.documents.record(owned.json()["id"])
     assert owned_doc is not None
     orphan_key = "documents/zz/orphan-from-a-crash"
     data = sample_pdf("orphan")

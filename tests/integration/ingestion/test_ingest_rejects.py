@@ -288,7 +288,7 @@ async def test_unsafe_file_names_are_stored_sanitised(
 ) -> None:
     response = await post_document(client, ingest_key, invoice_metadata("A1"), sample_pdf(), sent)
     assert response.status_code == 201, response.text
-    doc = await services.documents.get(response.json()["id"])
+    doc = await services.documents.record(response.json()["id"])
     assert doc is not None
     assert doc["blob"]["filename"] == stored
 
@@ -312,7 +312,7 @@ async def test_control_characters_in_a_raw_file_name_are_replaced(
         },
     )
     assert response.status_code == 201, response.text
-    doc = await services.documents.get(response.json()["id"])
+    doc = await services.documents.record(response.json()["id"])
     assert doc is not None
     assert doc["blob"]["filename"] == "in_voice_.pdf"
 

@@ -7,6 +7,7 @@ The replay (200) and conflict (409) answers are covered in test_ingest.py and te
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -25,10 +26,12 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.storage.documents import (
     DocumentStore,
     DuplicateSourceRef,
+    blob_key,
     new_document_id,
     source_key,
 )
 from mailbox_service.storage.mongo import Collections
+from mailbox_service.storage.stored_document import decode_document
 from mailbox_service.wiring.services import Services
 
 
@@ -60,7 +63,19 @@ def pdf_file() -> IncomingFile:
 
 def old_document(source: str, ref: str) -> dict[str, Any]:
     """A document as stored before migration 0004: no `source_key`."""
-    return {"_id": new_document_id(), "source": source, "source_ref": ref, "account_id": "A1"}
+    at = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    document_id = new_document_id()
+    return {
+        "_id": document_id,
+        "source": source,
+        "source_ref": ref,
+        "account_id": "A1",
+        "type": "invoice",
+        "issued_at": at,
+        "created_at": at,
+        "blob": {"key": blob_key(document_id)},
+        "delivery": {"mode": "digital"},
+    }
 
 
 async def test_the_unique_key_is_one_field(services: Services) -> None:
@@ -77,22 +92,23 @@ async def test_the_unique_key_is_one_field(services: Services) -> None:
 async def test_ingested_documents_carry_their_key(services: Services) -> None:
     meta = convert_metadata(invoice_metadata(unique("acct"), notify=False))
     outcome = await services.ingest.accept(meta, pdf_file(), source="erp-key")
-    stored = await services.documents.get(outcome.response.id)
+    stored = await services.documents.record(outcome.response.id)
     assert stored is not None
     assert stored["source_key"] == source_key("erp-key", meta.source_ref)
     assert stored["source_key"] == f"erp-key\x1f{meta.source_ref}"
-    assert await services.documents.by_source_ref("erp-key", meta.source_ref) == stored
-    assert await services.documents.by_source_ref("erp-other", meta.source_ref) is None
-    found = await services.documents.by_source_refs("erp-key", [meta.source_ref, "missing"])
+    typed = decode_document(stored)
+    assert await services.documents.find_by_source_ref("erp-key", meta.source_ref) == typed
+    assert await services.documents.find_by_source_ref("erp-other", meta.source_ref) is None
+    found = await services.documents.find_by_source_refs("erp-key", [meta.source_ref, "missing"])
     assert list(found) == [meta.source_ref]
 
 
 async def test_a_second_document_with_the_pair_is_refused(services: Services) -> None:
     ref = unique("ref")
     first = {**old_document("erp-dup", ref), "source_key": source_key("erp-dup", ref)}
-    await services.documents.insert(first)
+    await services.documents.insert_record(first)
     with pytest.raises(DuplicateSourceRef):
-        await services.documents.insert({**first, "_id": new_document_id()})
+        await services.documents.insert_record({**first, "_id": new_document_id()})
 
 
 async def test_migration_keys_old_documents_and_swaps_the_indexes(
@@ -116,11 +132,13 @@ async def test_migration_keys_old_documents_and_swaps_the_indexes(
     async for doc in documents.find({}):
         assert doc["source_key"] == source_key(doc["source"], doc["source_ref"])
     store = DocumentStore(scratch.collections)
-    found = await store.by_source_ref("erp-b", "r0")
+    found = await store.find_by_source_ref("erp-b", "r0")
     assert found is not None
-    assert found["_id"] == olds[-1]["_id"]
+    assert found.id == olds[-1]["_id"]
     with pytest.raises(DuplicateSourceRef):
-        await store.insert({**old_document("erp-a", "r3"), "source_key": source_key("erp-a", "r3")})
+        await store.insert_record(
+            {**old_document("erp-a", "r3"), "source_key": source_key("erp-a", "r3")}
+        )
 
 
 async def test_migration_on_documents_missing_the_key_without_old_index(

@@ -319,7 +319,7 @@ async def test_read_unread_archive_unarchive(
     assert restored["archived"] is False
     assert restored["archived_at"] is None
 
-    stored = await services.documents.get(doc_id)
+    stored = await services.documents.record(doc_id)
     assert stored is not None
     assert stored["archived_at"] is None
     assert stored["first_read_at"] is not None
@@ -434,7 +434,7 @@ async def test_foreign_account_is_invisible_on_every_endpoint(
     count = (await client.get("/v1/mailbox/unread-count", headers=headers)).json()
     assert count == {"total": 1, "by_account": {mine: 1}, "by_type": {"invoice": 1}}
 
-    stored = await services.documents.get(their_doc)
+    stored = await services.documents.record(their_doc)
     assert stored is not None
     assert stored["read_at"] is None
     assert stored["archived_at"] is None

@@ -152,7 +152,7 @@ async def test_missing_blob_is_a_clean_503(
 ) -> None:
     account = unique("acct")
     doc_id = await ingest(client, ingest_key, account)
-    stored = await services.documents.get(doc_id)
+    stored = await services.documents.record(doc_id)
     assert stored is not None
     await services.blobs.delete(stored["blob"]["key"], bypass_governance=True)
     response = await client.get(
@@ -160,7 +160,7 @@ async def test_missing_blob_is_a_clean_503(
     )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "dependency_unavailable"
-    assert (await services.documents.get(doc_id))["first_downloaded_at"] is None  # type: ignore[index]
+    assert (await services.documents.record(doc_id))["first_downloaded_at"] is None  # type: ignore[index]
 
 
 # --- the parsing behind it -------------------------------------------------------------------
@@ -195,12 +195,7 @@ def test_parse_range(header: str | None, size: int, expected: object) -> None:
     ],
 )
 def test_safe_filename(filename: str, expected: str) -> None:
-    doc = {
-        "_id": "x",
-        "title": "Invoice 1",
-        "blob": {"filename": filename, "content_type": "application/pdf"},
-    }
-    assert safe_filename(doc) == expected
+    assert safe_filename("x", "Invoice 1", filename, "application/pdf") == expected
 
 
 def test_content_disposition_never_breaks_out_of_its_quotes() -> None:

@@ -39,7 +39,7 @@ from mailbox_service.auth.tokens import PortalUser
 from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.doctypes.contract_letter import ContractLetter
 from mailbox_service.mailbox.filters import ListFilters
-from mailbox_service.mailbox.service import SORT, MailboxService, list_query
+from mailbox_service.mailbox.service import MailboxService
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.senders.acknowledgement import due_query
@@ -47,7 +47,9 @@ from mailbox_service.settings import Settings
 from mailbox_service.storage.accounts import AccountStore
 from mailbox_service.storage.api_keys import ApiKeyStore
 from mailbox_service.storage.documents import DocumentStore, blob_key, one_batch, source_key
+from mailbox_service.storage.inbox import SORT, list_query
 from mailbox_service.storage.mongo import Collections, Doc, client_options
+from mailbox_service.storage.stored_document import decode_document
 from mailbox_service.wiring.services import Services
 
 NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -80,6 +82,7 @@ def seed_document(n: int) -> Doc:
         "issued_at": issued,
         "created_at": issued,
         "blob": {"key": blob_key(doc_id), "size": 1000, "content_type": "application/pdf"},
+        "delivery": {"mode": "digital"},
         "read_at": issued if read else None,
         "archived_at": issued if archived else None,
         "first_downloaded_at": None,
@@ -291,12 +294,14 @@ one whose prefix they are; DocumentDB reads the widest)."""
 OTHER_SHAPES = [
     Shape(
         "ingest: the stored document of a (source, source_ref)",
-        lambda e: e.documents.by_source_ref(SOURCE, "ref-000017"),
+        lambda e: e.documents.find_by_source_ref(SOURCE, "ref-000017"),
         ("source_key_unique",),
     ),
     Shape(
         "backfill: the stored documents of a batch of references",
-        lambda e: e.documents.by_source_refs(SOURCE, [f"ref-{n:06d}" for n in range(0, 400, 2)]),
+        lambda e: e.documents.find_by_source_refs(
+            SOURCE, [f"ref-{n:06d}" for n in range(0, 400, 2)]
+        ),
         ("source_key_unique",),
     ),
     Shape(
@@ -332,7 +337,7 @@ OTHER_SHAPES = [
     Shape(
         "portal: first download (update_one)",
         lambda e: e.mailbox.record_download(
-            _user(ACCOUNTS[0]), {"_id": f"{3:08d}" + "0" * 24, "account_id": ACCOUNTS[0]}
+            _user(ACCOUNTS[0]), decode_document({**seed_document(3), "account_id": ACCOUNTS[0]})
         ),
         ("_id_",),
     ),
@@ -358,7 +363,7 @@ OTHER_SHAPES = [
     ),
     Shape(
         "acknowledgement pass: unread letters past their period",
-        lambda e: e.documents.collection.find(due_query(ContractLetter(), NOW)).to_list(),
+        lambda e: e.db["documents"].find(due_query(ContractLetter(), NOW)).to_list(),
         ("acknowledgement_due",),
     ),
     Shape(
@@ -386,7 +391,7 @@ async def test_the_unread_indexes_hold_the_unread_filter(explained: Explained) -
 async def test_an_unindexed_query_is_a_full_scan(explained: Explained) -> None:
     """Guards the checks above against a misread plan: an unindexed filter reads everything."""
     plans = await explained.plans(
-        lambda: explained.documents.collection.find({"title": "Document 5"}).to_list()
+        lambda: explained.db["documents"].find({"title": "Document 5"}).to_list()
     )
     (plan,) = plans
     assert plan.full_scans, plan.stages
@@ -433,7 +438,7 @@ async def test_following_next_cursor_is_one_batch_per_page(explained: Explained)
         cursor = page.next_cursor
         if cursor is None:
             break
-    stored = await explained.documents.collection.count_documents(
+    stored = await explained.db["documents"].count_documents(
         {"account_id": ACCOUNTS[4], "archived_at": None}
     )
     assert len(seen) == len(set(seen)) == stored > 2 * PAGE
@@ -442,7 +447,7 @@ async def test_following_next_cursor_is_one_batch_per_page(explained: Explained)
 async def test_one_batch_holds_more_than_a_default_first_batch(explained: Explained) -> None:
     """A single batch alone would stop at 101 documents and drop the rest."""
     explained.log.clear()
-    found = explained.documents.collection.find({}, {"_id": 1}).sort("_id", 1)
+    found = explained.db["documents"].find({}, {"_id": 1}).sort("_id", 1)
     assert len(await one_batch(found, 250).to_list()) == 250
     single_batch(explained.log)
 
@@ -450,7 +455,7 @@ async def test_one_batch_holds_more_than_a_default_first_batch(explained: Explai
 async def test_a_backfill_lookup_is_one_batch(explained: Explained) -> None:
     refs = [f"ref-{n:06d}" for n in range(300)] + ["not-stored"]
     explained.log.clear()
-    found = await explained.documents.by_source_refs(SOURCE, refs)
+    found = await explained.documents.find_by_source_refs(SOURCE, refs)
     assert len(found) == 300  # more than a default first batch (101)
     single_batch(explained.log)
 

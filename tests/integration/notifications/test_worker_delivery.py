@@ -178,7 +178,7 @@ async def test_header_injection_address_is_refused_at_ingestion(
     response = await post_document(client, ingest_key, meta)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "recipient.email"
-    assert await services.documents.by_source_ref("test-ingest", meta["source_ref"]) is None
+    assert await services.documents.find_by_source_ref("test-ingest", meta["source_ref"]) is None
     await asyncio.sleep(0.3)
     assert not any("victim@example.org" in str(m["X-Envelope-To"]) for m in maildir.messages())
 
