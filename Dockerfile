@@ -6,16 +6,17 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY src ./src
-RUN uv sync --frozen --no-dev
+COPY migrations ./migrations
+COPY templates ./templates
+# The project as a wheel, not editable: it carries templates and migrations as package data
+# and leaves the developer tools (src/mailbox_devtools) out.
+RUN uv sync --frozen --no-dev --no-editable
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home /app mailbox
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
-COPY --from=build /app/src /app/src
-COPY migrations ./migrations
-COPY templates ./templates
-ENV PATH=/app/.venv/bin:$PATH MAILBOX_HOME=/app MAILBOX_LOG_FORMAT=json PYTHONUNBUFFERED=1
+ENV PATH=/app/.venv/bin:$PATH MAILBOX_LOG_FORMAT=json PYTHONUNBUFFERED=1
 USER mailbox
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import httpx
 
+from mailbox_devtools.demo.pdf import render_pdf
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.auth import mint_token
 from mailbox_service.clock import utcnow
-from mailbox_service.demo.pdf import render_pdf
-from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import load_settings

@@ -38,11 +38,11 @@ import psutil
 from minio.deleteobjects import DeleteObject
 from pymongo import IndexModel
 
+from mailbox_devtools.demo.archive import MANIFEST_NAME, ArchiveSpec, write_archive
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.backfill.manifest import ManifestLine, read_manifest
 from mailbox_service.backfill.report import Summary
 from mailbox_service.backfill.runner import BackfillOptions, run_backfill
-from mailbox_service.demo.archive import MANIFEST_NAME, ArchiveSpec, write_archive
-from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.log import configure_logging
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir

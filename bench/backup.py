@@ -39,11 +39,11 @@ import msgspec
 from minio.commonconfig import GOVERNANCE
 from minio.retention import Retention
 
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.backup.create import BackupWriter
 from mailbox_service.backup.layout import read_manifest, snapshot_dir
 from mailbox_service.backup.restore import Restorer, restore_snapshot
 from mailbox_service.backup.storage import Storage
-from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.doctypes import load_registry
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir

@@ -36,8 +36,8 @@ import httpx
 import psutil
 from pymongo import IndexModel
 
-from mailbox_service.demo.pdf import render_pdf
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.demo.pdf import render_pdf
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import load_settings

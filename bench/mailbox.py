@@ -54,10 +54,10 @@ from typing import Any
 import httpx
 import socketio
 
+from mailbox_devtools.demo.pdf import render_pdf
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.auth import mint_token
 from mailbox_service.cursors import Position
-from mailbox_service.demo.pdf import render_pdf
-from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.mailbox.filters import ListFilters
 from mailbox_service.mailbox.schemas import ITEM_PROJECTION
 from mailbox_service.mailbox.service import SORT, UNREAD_ROWS_BATCH, list_query, unread_pipeline

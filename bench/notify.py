@@ -60,8 +60,8 @@ import psutil
 from aiohttp import web
 from minio.deleteobjects import DeleteObject
 
-from mailbox_service.demo.pdf import render_pdf
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.demo.pdf import render_pdf
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
 from mailbox_service.log import configure_logging

@@ -29,7 +29,7 @@ import httpx
 import msgspec
 from litestar import get
 
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.log import configure_logging
 from mailbox_service.ratelimit import RateLimiter, limiter_redis
 from mailbox_service.settings import RateSettings, Settings, load_settings

@@ -27,8 +27,8 @@ import os
 import time
 import uuid
 
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.clock import utcnow
-from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.senders.periodic import build_renderer, reminder_pass

@@ -39,8 +39,8 @@ from pathlib import Path
 import httpx
 from minio.deleteobjects import DeleteObject
 
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.auth import mint_token
-from mailbox_service.devstack import Stack, StackConfig
 from mailbox_service.lifecycle.retention import RetentionPurge
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir

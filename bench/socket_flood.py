@@ -23,7 +23,7 @@ import time
 import httpx
 import psutil
 
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.devstack import Stack, StackConfig
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 

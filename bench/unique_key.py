@@ -45,7 +45,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.paths import migrations_dir
 from mailbox_service.storage.documents import SOURCE_KEY_INDEX, source_key
 from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc

@@ -24,8 +24,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from mailbox_devtools.demo.pdf import render_pdf
 from mailbox_service.asgi import create_app
-from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings, load_settings

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.devstack import Stack, StackConfig
 
 # Service-level fixtures (settings, services, client, keys, live server) live in app_fixtures.
 pytest_plugins = ["app_fixtures", "notify_fixtures", "keycloak_fixtures"]
 
 # ---------------------------------------------------------------------------------------------
-# Local stack (mailbox_service.devstack): real Redis, PostgreSQL + FerretDB, MinIO and an SMTP
+# Local stack (mailbox_devtools.devstack): real Redis, PostgreSQL + FerretDB, MinIO and an SMTP
 # capture as plain processes, profile `test` (own ports and data, so a running `make run` stack
 # is left alone). Set MAILBOX_TEST_KEEP_STACK=1 to leave the servers running after the session;
 # the next session then reuses them and starts in about a second.

@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mailbox_service.devstack import Stack
-from mailbox_service.devstack.keycloak import Keycloak
-from mailbox_service.devstack.keycloak_realm import (
+from mailbox_devtools.devstack import Stack
+from mailbox_devtools.devstack.keycloak import Keycloak
+from mailbox_devtools.devstack.keycloak_realm import (
     PORTAL_CLIENT,
     REALM,
     REDIRECT_URI,

@@ -20,7 +20,7 @@ import pytest
 
 from app_fixtures import LiveServer, start_live_server, stop_process
 from e2e.portal_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, ROOT, Browser, start_chromium
-from mailbox_service.demo.seed import DemoSeed, seed_demo
+from mailbox_devtools.demo.seed import DemoSeed, seed_demo
 from mailbox_service.portal.pages import VENDOR_SOCKET_IO
 from mailbox_service.wiring.services import Services
 from notify_fixtures import WorkerProcess

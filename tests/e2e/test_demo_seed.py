@@ -5,19 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 from app_fixtures import cli
-from mailbox_service.auth.tokens import PortalUser
-from mailbox_service.demo.seed import (
+from mailbox_devtools.demo.seed import (
     ARCHIVED_REFS,
-    DEMO_ACCOUNTS,
     DEMO_SOURCE,
-    DEMO_USERS,
     DOCUMENT_COUNT,
     DemoSeed,
     demo_documents,
-    demo_user,
     seed_demo,
 )
+from mailbox_service.auth.tokens import PortalUser
 from mailbox_service.mailbox.filters import ListFilters
+from mailbox_service.portal.demo_users import DEMO_ACCOUNTS, DEMO_USERS, demo_user
 from mailbox_service.wiring.services import Services
 
 

@@ -22,9 +22,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from app_fixtures import LiveServer, invoice_metadata, post_document, sample_pdf, unique
 from e2e.portal_browser import Browser
+from mailbox_devtools.demo.seed import DemoSeed
 from mailbox_fixtures import bearer, portal_token
 from mailbox_service.auth import mint_token
-from mailbox_service.demo.seed import ALICE, BOB, DEMO_USERS, DemoSeed
+from mailbox_service.portal.demo_users import ALICE, BOB, DEMO_USERS
 from mailbox_service.settings import Settings
 from notify_fixtures import WorkerProcess
 

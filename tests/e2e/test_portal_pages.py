@@ -14,8 +14,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import cli
-from mailbox_service.demo.seed import DEMO_USERS
 from mailbox_service.portal.controller import safe_next
+from mailbox_service.portal.demo_users import DEMO_USERS
 from mailbox_service.portal.pages import VENDOR_SOCKET_IO
 from mailbox_service.settings import Settings
 from mailbox_service.wiring.app import create_litestar

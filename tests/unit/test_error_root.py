@@ -21,8 +21,7 @@ PACKAGES = ("mailbox_service", "mailbox_devtools")
 NOT_ERRORS = {
     # Ctrl-C for `dev run`: a BaseException like KeyboardInterrupt, so that no `except
     # Exception` on the way up swallows the request to stop.
-    "mailbox_devtools.dev_run.StopRequested",
-    "mailbox_service.cli.dev_run.StopRequested",
+    "mailbox_devtools.cli.dev_run.StopRequested",
 }
 
 

@@ -8,10 +8,7 @@ from mailbox_service.cli import (
     audit,
     backfill,
     backup,
-    demo,
-    demo_seed,
-    dev,
-    dev_run,
+    devtools,
     doctypes,
     email,
     evidence,
@@ -39,9 +36,9 @@ for command in (
     notifications.notifications,
     email.email,
     doctypes.doctypes,
-    dev.dev,
+    devtools.dev,
     backfill.backfill,
-    demo.demo,
+    devtools.demo,
     tokens.tokens,
     audit.audit,
     retention.retention,
@@ -54,8 +51,5 @@ for command in (
     reminders.reminders,
 ):
     root.add_command(command)
-
-dev.dev.add_command(dev_run.run)
-demo.demo.add_command(demo_seed.seed)
 
 main = root

@@ -34,9 +34,9 @@ from app_fixtures import (
     unique,
 )
 from keycloak_fixtures import KeycloakRealm, sign_in_with_code
+from mailbox_devtools.devstack.keycloak import Keycloak
+from mailbox_devtools.devstack.process import ServerFailed
 from mailbox_fixtures import bearer, ingest
-from mailbox_service.devstack.keycloak import Keycloak
-from mailbox_service.devstack.process import ServerFailed
 from mailbox_service.doctypes.base import DocumentType
 from mailbox_service.doctypes.registry import DocumentTypeRegistry, builtin_types
 from mailbox_service.settings import Settings

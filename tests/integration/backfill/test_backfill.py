@@ -25,12 +25,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import cli, invoice_metadata, post_document, sample_pdf, unique
+from mailbox_devtools.demo.archive import ArchiveSpec, write_archive
 from mailbox_fixtures import bearer, portal_token
 from mailbox_service.backfill import importer
 from mailbox_service.backfill.report import ErrorLog
 from mailbox_service.backfill.runner import BackfillOptions, run_backfill
 from mailbox_service.clock import utcnow
-from mailbox_service.demo.archive import ArchiveSpec, write_archive
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import receive_path
 from mailbox_service.settings import Settings

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from app_fixtures import cli, free_port, invoice_metadata, sample_pdf
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.devstack import Stack, StackConfig
 
 # A profile of its own, so the test never touches a developer's running `make run`.
 PROFILE = "test8"

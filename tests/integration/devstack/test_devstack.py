@@ -28,12 +28,12 @@ from click.testing import CliRunner
 from minio import Minio
 from pymongo import MongoClient
 
+from mailbox_devtools.devstack import SERVER_NAMES, Stack, StackConfig, install
+from mailbox_devtools.devstack.config import PORT_KEYS, port_env_var
+from mailbox_devtools.devstack.process import ProcessSpec, ServerFailed
+from mailbox_devtools.devstack.servers import PostgresServer, SmtpCaptureServer
+from mailbox_devtools.devstack.sources import PGVECTOR
 from mailbox_service.cli.base import root as cli_root
-from mailbox_service.devstack import SERVER_NAMES, Stack, StackConfig, install
-from mailbox_service.devstack.config import PORT_KEYS, port_env_var
-from mailbox_service.devstack.process import ProcessSpec, ServerFailed
-from mailbox_service.devstack.servers import PostgresServer, SmtpCaptureServer
-from mailbox_service.devstack.sources import PGVECTOR
 from mailbox_service.errors import PrerequisiteMissing
 
 MONGO_URL_VAR = "MAILBOX_TEST_MONGO_URL"

@@ -27,7 +27,7 @@ def test_capture_stores_each_message_and_stops_on_sigterm(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "mailbox_service.devstack.smtp_capture",
+            "mailbox_devtools.devstack.smtp_capture",
             "--port",
             str(port),
             "--maildir",

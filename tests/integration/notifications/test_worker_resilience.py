@@ -15,7 +15,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app_fixtures import invoice_metadata, post_document
-from mailbox_service.devstack import Stack
+from mailbox_devtools.devstack import Stack
 from mailbox_service.wiring.services import Services
 from notify_fixtures import (
     Maildir,

@@ -23,7 +23,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app_fixtures import free_port, invoice_metadata, post_document
-from mailbox_service.devstack.config import find_project_root
+from mailbox_devtools.devstack.config import find_project_root
 from mailbox_service.wiring.services import Services
 from notify_fixtures import WorkerProcess, wait_status
 

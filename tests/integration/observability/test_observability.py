@@ -30,10 +30,10 @@ from app_fixtures import (
     stop_process,
     unique,
 )
+from mailbox_devtools.demo.archive import ArchiveSpec, write_archive
 from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
 from mailbox_service.clock import utcnow
-from mailbox_service.demo.archive import ArchiveSpec, write_archive
 from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.observability.outbox_gauges import ChannelBacklog, measure
 from mailbox_service.settings import Settings

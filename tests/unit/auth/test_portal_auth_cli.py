@@ -7,7 +7,7 @@ from pathlib import Path
 import jwt
 
 from app_fixtures import cli
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.devstack import Stack, StackConfig
 
 SECRET = "cli-test-secret-0123456789abcdef0123456789"
 ENV = {"MAILBOX_AUTH_JWT_SECRET": SECRET, "MAILBOX_AUTH_ISSUER": "cli-test"}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mailbox_devtools.demo.archive import ArchiveSpec, entries, render_entry, write_archive
 from mailbox_service.cli.main import main
-from mailbox_service.demo.archive import ArchiveSpec, entries, render_entry, write_archive
 from mailbox_service.doctypes import load_registry
 from mailbox_service.ingestion.schemas import convert_metadata
 

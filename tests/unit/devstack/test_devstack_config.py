@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_service.devstack.config import (
+from mailbox_devtools.devstack.config import (
     PORT_KEYS,
     PROFILE_PORTS,
     StackConfig,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_service.devstack import install
+from mailbox_devtools.devstack import install
 from mailbox_service.errors import PrerequisiteMissing
 
 

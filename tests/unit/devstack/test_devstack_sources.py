@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbox_service.devstack import engine, sources
-from mailbox_service.devstack.sources import SourceArchive
+from mailbox_devtools.devstack import engine, sources
+from mailbox_devtools.devstack.sources import SourceArchive
 from mailbox_service.errors import PrerequisiteMissing
 
 FILES = {"Makefile": b"all:\n\t@echo built\n", "src/ext.c": b"int ext(void) { return 1; }\n"}

@@ -9,7 +9,7 @@ import smtplib
 import msgspec
 import pytest
 
-from mailbox_service.devstack.smtp_capture import rcpt_reply
+from mailbox_devtools.devstack.smtp_capture import rcpt_reply
 from mailbox_service.doctypes.contract_letter import ContractLetter
 from mailbox_service.doctypes.invoice import Invoice
 from mailbox_service.errors import InvalidMetadata

@@ -1,8 +1,9 @@
 """The demo inbox: two users, three accounts (one shared by both) and about forty documents.
 
 `make run` (through `mailbox-service dev run`) and `mailbox-service demo seed` call
-`seed_demo`, and the portal's development sign-in page lists `DEMO_USERS`, so the people you
-can sign in as are exactly the ones whose documents were seeded.
+`seed_demo` for the accounts of `portal/demo_users.py`, whose users the portal's development
+sign-in page lists, so the people you can sign in as are exactly the ones whose documents
+were seeded.
 
 Documents go through the real IngestService with source `demo` and fixed source refs, each with
 a real PDF. Seeding again stores nothing twice: a ref that already exists is skipped before the
@@ -19,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mailbox_devtools.demo.pdf import render_pdf
 from mailbox_service.auth.tokens import PortalUser
-from mailbox_service.demo.pdf import render_pdf
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import FileReceiver
+from mailbox_service.portal.demo_users import DEMO_ACCOUNTS, DEMO_USERS, DemoUser
 from mailbox_service.storage.mongo import Doc
 from mailbox_service.wiring.services import Services
 
@@ -31,40 +33,10 @@ DEMO_SOURCE = "demo"
 SEEDED_BY = "demo-seed"
 
 
-@dataclass(frozen=True)
-class DemoAccount:
-    account_id: str
-    holder: str
-    email: str
-
-
-@dataclass(frozen=True)
-class DemoUser:
-    """Someone the development sign-in page can mint a token for."""
-
-    sub: str
-    name: str
-    accounts: tuple[str, ...]
-
-
-HOUSEHOLD = DemoAccount("DEMO-HOUSEHOLD", "Meier & Keller household", "household@example.org")
-ALICE = DemoAccount("DEMO-ALICE", "Alice Meier", "alice@example.org")
-BOB = DemoAccount("DEMO-BOB", "Bob Keller", "bob@example.org")
-DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (ALICE, BOB, HOUSEHOLD)
-
-DEMO_USERS: tuple[DemoUser, ...] = (
-    DemoUser("alice", "Alice Meier", (ALICE.account_id, HOUSEHOLD.account_id)),
-    DemoUser("bob", "Bob Keller", (BOB.account_id, HOUSEHOLD.account_id)),
-)
-
 DOCUMENT_COUNT = 42
 UNREAD_NEWEST = 7
 """The newest documents of each account stay unread; older ones start read."""
 ARCHIVED_REFS = frozenset({"demo-0040", "demo-0041"})
-
-
-def demo_user(sub: str) -> DemoUser | None:
-    return next((user for user in DEMO_USERS if user.sub == sub), None)
 
 
 @dataclass(frozen=True)
@@ -213,7 +185,7 @@ async def seed_demo(services: Services, *, now: dt.datetime | None = None) -> De
     created = existing = 0
     for planned in demo_documents(anchor):
         ref = planned.metadata["source_ref"]
-        if await services.documents.by_source_ref(DEMO_SOURCE, ref) is not None:
+        if await services.documents.find_by_source_ref(DEMO_SOURCE, ref) is not None:
             existing += 1
             continue
         doc = await _ingest(services, planned)

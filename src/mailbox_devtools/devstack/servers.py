@@ -27,10 +27,10 @@ from pathlib import Path
 from minio import Minio
 from pymongo import MongoClient
 
-from mailbox_service.devstack import engine, install, sources
-from mailbox_service.devstack.config import StackConfig
-from mailbox_service.devstack.install import Progress
-from mailbox_service.devstack.process import ProcessSpec, ServerFailed
+from mailbox_devtools.devstack import engine, install, sources
+from mailbox_devtools.devstack.config import StackConfig
+from mailbox_devtools.devstack.install import Progress
+from mailbox_devtools.devstack.process import ProcessSpec, ServerFailed
 from mailbox_service.errors import PrerequisiteMissing
 
 HOST = "127.0.0.1"
@@ -427,7 +427,7 @@ class SmtpCaptureServer(Server):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         argv = [
             sys.executable,
-            "-m", "mailbox_service.devstack.smtp_capture",
+            "-m", "mailbox_devtools.devstack.smtp_capture",
             "--host", HOST,
             "--port", str(self.port),
             "--maildir", str(self.config.maildir),

@@ -6,9 +6,9 @@ import secrets
 
 import click
 
-from mailbox_service.devstack import Stack, StackConfig
-from mailbox_service.devstack.keycloak import Keycloak
-from mailbox_service.devstack.keycloak_realm import PORTAL_CLIENT, REALM, KeycloakAdmin
+from mailbox_devtools.devstack import Stack, StackConfig
+from mailbox_devtools.devstack.keycloak import Keycloak
+from mailbox_devtools.devstack.keycloak_realm import PORTAL_CLIENT, REALM, KeycloakAdmin
 from mailbox_service.settings import load_settings
 
 PROFILE_OPTION = click.option(

@@ -17,9 +17,9 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from mailbox_service.devstack.config import SERVER_NAMES, StackConfig, port_env_var
-from mailbox_service.devstack.install import Progress
-from mailbox_service.devstack.process import (
+from mailbox_devtools.devstack.config import SERVER_NAMES, StackConfig, port_env_var
+from mailbox_devtools.devstack.install import Progress
+from mailbox_devtools.devstack.process import (
     ProcessSpec,
     ServerFailed,
     launch,
@@ -29,7 +29,7 @@ from mailbox_service.devstack.process import (
     terminate,
     wait_until,
 )
-from mailbox_service.devstack.servers import (
+from mailbox_devtools.devstack.servers import (
     HOST,
     MONGO_DATABASE,
     S3_BUCKET,

@@ -6,7 +6,7 @@ shared binaries and Go caches at the top, data/logs/pid files per profile below 
 run (`test` profile) never touches a running development stack (`dev` profile).
 """
 
-from mailbox_service.devstack.config import SERVER_NAMES, StackConfig
-from mailbox_service.devstack.stack import Stack
+from mailbox_devtools.devstack.config import SERVER_NAMES, StackConfig
+from mailbox_devtools.devstack.stack import Stack
 
 __all__ = ["SERVER_NAMES", "Stack", "StackConfig"]

@@ -1,6 +1,6 @@
 """A real SMTP server that keeps every message as a file instead of delivering it.
 
-Run as its own process (`python -m mailbox_service.devstack.smtp_capture --port P --maildir DIR`)
+Run as its own process (`python -m mailbox_devtools.devstack.smtp_capture --port P --maildir DIR`)
 so the service talks SMTP over a socket exactly as in production, and tests can stop it to see
 how the worker copes with a dead relay. Each message becomes one `.eml` file whose name sorts by
 arrival time; it is written to a hidden temp folder first and renamed, so a reader polling the

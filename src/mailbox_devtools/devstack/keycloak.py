@@ -30,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
-from mailbox_service.devstack.config import StackConfig, port_env_var
-from mailbox_service.devstack.install import apt_install
-from mailbox_service.devstack.process import (
+from mailbox_devtools.devstack.config import StackConfig, port_env_var
+from mailbox_devtools.devstack.install import apt_install
+from mailbox_devtools.devstack.process import (
     ProcessSpec,
     ServerFailed,
     launch,

@@ -29,11 +29,12 @@ from typing import NoReturn
 import click
 import httpx
 
-from mailbox_service.demo.seed import DEMO_USERS, seed_demo
-from mailbox_service.devstack import Stack, StackConfig
+from mailbox_devtools.demo.seed import seed_demo
+from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.errors import DependencyUnavailable
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
+from mailbox_service.portal.demo_users import DEMO_USERS
 from mailbox_service.settings import load_settings
 from mailbox_service.wiring.services import Services
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailbox_service.devstack import install, sources
-from mailbox_service.devstack.sources import DOCUMENTDB, PGVECTOR, SourceArchive
+from mailbox_devtools.devstack import install, sources
+from mailbox_devtools.devstack.sources import DOCUMENTDB, PGVECTOR, SourceArchive
 from mailbox_service.errors import PrerequisiteMissing
 
 Progress = Callable[[str], None]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from mailbox_devtools.demo.archive import GENERATORS, ArchiveSpec, check_types, write_archive
 from mailbox_service.backfill.report import format_bytes
-from mailbox_service.demo.archive import GENERATORS, ArchiveSpec, check_types, write_archive
 
 
 def _types(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:

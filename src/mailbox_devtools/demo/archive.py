@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from mailbox_service.demo.pdf import render_pdf
+from mailbox_devtools.demo.pdf import render_pdf
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 
 MANIFEST_NAME = "manifest.jsonl"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mailbox_devtools.demo.seed import DemoSeed, seed_demo
 from mailbox_service.cli.runtime import run_with_services
-from mailbox_service.demo.seed import DemoSeed, seed_demo
 
 
 @click.command("seed")

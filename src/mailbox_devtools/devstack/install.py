@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailbox_service.devstack.config import StackConfig
+from mailbox_devtools.devstack.config import StackConfig
 from mailbox_service.errors import PrerequisiteMissing
 
 Progress = Callable[[str], None]
