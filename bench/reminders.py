@@ -130,7 +130,7 @@ async def main() -> None:
     renderer = build_renderer(settings)
 
     def new_pass() -> ReminderPass:
-        return reminder_pass(services.collections, settings, services.registry, renderer)
+        return reminder_pass(services.reminders, settings, services.registry, renderer)
 
     for label, dry_run in (("dry run", True), ("pass that sends", False), ("next pass", False)):
         report = await new_pass().run(at, dry_run=dry_run)

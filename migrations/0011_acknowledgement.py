@@ -10,7 +10,7 @@ index: they find their document by `_id` (a Message-ID of ours contains it). Saf
 from __future__ import annotations
 
 from mailbox_service.migrate import MigrationContext
-from mailbox_service.senders.acknowledgement import ACKNOWLEDGEMENT_INDEX
+from mailbox_service.storage.document_status import ACKNOWLEDGEMENT_INDEX
 
 
 async def up(ctx: MigrationContext) -> None:

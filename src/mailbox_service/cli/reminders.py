@@ -13,7 +13,6 @@ from mailbox_service.clock import utcnow
 from mailbox_service.senders.periodic import build_renderer, reminder_pass
 from mailbox_service.senders.reminder_due import backfill_due
 from mailbox_service.senders.reminders import ReminderReport, window
-from mailbox_service.storage.reminders import ReminderStore
 from mailbox_service.wiring.services import Services
 
 
@@ -53,7 +52,7 @@ def run(at_text: str | None, dry_run: bool) -> None:
     async def body(services: Services) -> None:
         settings = services.settings
         renderer = build_renderer(settings)
-        one_pass = reminder_pass(services.collections, settings, services.registry, renderer)
+        one_pass = reminder_pass(services.reminders, settings, services.registry, renderer)
         report = await one_pass.run(at, dry_run=dry_run)
         for line in report_lines(report, settings.reminder.days_before_due):
             click.echo(line)
@@ -75,8 +74,7 @@ def backfill() -> None:
 
     async def body(services: Services) -> None:
         today = utcnow().astimezone(dt.UTC).date()
-        store = ReminderStore(services.collections)
-        report = await backfill_due(store, services.registry, today)
+        report = await backfill_due(services.reminders, services.registry, today)
         click.echo(f"documents given a due date: {report.dated}")
         click.echo(f"already past their due date (left alone): {report.past}")
         if report.invalid:

@@ -24,8 +24,6 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pymongo import ASCENDING, IndexModel
-
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
 from mailbox_service.log import get_logger
 from mailbox_service.senders.print_fallback import PrintFallback
@@ -36,17 +34,6 @@ log = get_logger(__name__)
 
 CAUSE = "unacknowledged"
 BATCH = 500
-
-ACKNOWLEDGEMENT_INDEX = IndexModel(
-    [
-        ("type", ASCENDING),
-        ("first_read_at", ASCENDING),
-        ("delivery.mode", ASCENDING),
-        ("created_at", ASCENDING),
-    ],
-    name="acknowledgement_due",
-)
-"""The pass's query: equalities on type, never read, digital, then the `created_at` range."""
 
 
 @dataclass

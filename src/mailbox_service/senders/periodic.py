@@ -66,14 +66,14 @@ def build_renderer(settings: Settings) -> EmailRenderer:
 
 
 def reminder_pass(
-    collections: Collections,
+    store: ReminderStore,
     settings: Settings,
     registry: DocumentTypeRegistry,
     renderer: EmailRenderer,
 ) -> ReminderPass:
     """The pass the CLI and the worker run (its own SMTP connection, closed after each run)."""
     return ReminderPass(
-        ReminderStore(collections),
+        store,
         registry,
         renderer,
         SmtpSender(settings.smtp),
@@ -111,9 +111,8 @@ class SenderPasses:
         ]
 
     async def _remind(self, collections: Collections, at: dt.datetime) -> Outcome:
-        report = await reminder_pass(collections, self.settings, self.registry, self.renderer).run(
-            at
-        )
+        store = ReminderStore(collections)
+        report = await reminder_pass(store, self.settings, self.registry, self.renderer).run(at)
         if not (report.sent or report.failed):
             return None
         return "reminders.sent", {**report.details(), "by": "worker"}

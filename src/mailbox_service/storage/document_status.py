@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.database import Database
 
 from mailbox_service.storage.documents import source_key
@@ -25,6 +25,18 @@ from mailbox_service.storage.mongo import Collections, Doc
 COLLECTION = "documents"
 MAX_REASON_CHARS = 500
 """A print reason is shown to senders and operators; a relay's essay is cut to this."""
+
+ACKNOWLEDGEMENT_INDEX = IndexModel(
+    [
+        ("type", ASCENDING),
+        ("first_read_at", ASCENDING),
+        ("delivery.mode", ASCENDING),
+        ("created_at", ASCENDING),
+    ],
+    name="acknowledgement_due",
+)
+"""The acknowledgement pass's query: equalities on type, never read, digital, then the
+`created_at` range (migration 0011 creates it)."""
 
 # What a sender event needs from the document (senders/events.new_event), nothing more.
 EVENT_FIELDS = {"_id": 1, "source": 1, "source_ref": 1, "type": 1, "delivery.mode": 1}

@@ -17,7 +17,8 @@ from pymongo import MongoClient
 from mailbox_service.periodic import PeriodicThread
 from mailbox_service.senders.events import WEBHOOK_QUEUE
 from mailbox_service.settings import Settings
-from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc
+from mailbox_service.storage.blocking import blocking_database
+from mailbox_service.storage.mongo import Doc
 from mailbox_service.storage.sender_events import BlockingSenderEventStore
 from mailbox_service.storage.webhooks import (
     BlockingWebhookDeliveryStore,
@@ -41,7 +42,7 @@ class WebhookRuntime:
     def start(
         cls, settings: Settings, broker: dramatiq.Broker, mongo: MongoClient[Doc], *, sweep: bool
     ) -> WebhookRuntime:
-        db = mongo.get_database(settings.mongo.database, codec_options=CODEC_OPTIONS)
+        db = blocking_database(mongo, settings.mongo.database)
         webhook = settings.webhook
         sender = WebhookSender(
             timeout_s=webhook.timeout_s,

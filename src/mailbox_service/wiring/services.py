@@ -33,6 +33,7 @@ from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.documents import DocumentStore
 from mailbox_service.storage.mongo import Collections, Doc, connect
 from mailbox_service.storage.outbox import AsyncOutbox
+from mailbox_service.storage.reminders import ReminderStore
 from mailbox_service.storage.sender_events import SenderEventStore
 from mailbox_service.webhooks.operations import WebhookOperations
 
@@ -67,6 +68,7 @@ class Services:
     event_store: SenderEventStore
     """Stored sender events (the change feed reads them; `sender_events` writes them)."""
     audit_log: AuditLogStore
+    reminders: ReminderStore
     webhooks: WebhookOperations
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -119,6 +121,7 @@ class Services:
             document_status=DocumentStatusStore(collections),
             event_store=event_store,
             audit_log=AuditLogStore(collections),
+            reminders=ReminderStore(collections),
             webhooks=WebhookOperations(collections, broker, settings.webhook),
         )
 

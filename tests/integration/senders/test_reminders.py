@@ -33,13 +33,14 @@ from mailbox_fixtures import bearer, portal_token
 from mailbox_service.asgi import create_app
 from mailbox_service.clock import utcnow
 from mailbox_service.migrate import MigrationContext, Migrator
-from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.paths import migrations_dir
 from mailbox_service.senders.periodic import SenderPasses, build_renderer, reminder_pass
 from mailbox_service.senders.reminder_due import due_at
-from mailbox_service.senders.reminders import INDEX, ReminderReport
+from mailbox_service.senders.reminders import ReminderReport
 from mailbox_service.settings import Settings
+from mailbox_service.storage.blocking import connect_blocking, documents_collection
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.reminders import INDEX
 from mailbox_service.wiring.services import Services
 from notify_fixtures import Harness, Maildir, WorkerProcess, eventually, parts
 
@@ -145,7 +146,7 @@ class Invoices:
         answer = await post_document(self.client, self.key, metadata)
         assert answer.status_code == 201, answer.text
         document_id = str(answer.json()["id"])
-        stored = await self.services.documents.get(document_id)
+        stored = await self.services.documents.record(document_id)
         assert stored is not None
         if stored["notifications"]["email"]["status"] == "pending":
             outcome = await asyncio.to_thread(self.harness.deliverer.deliver_email, document_id)
@@ -153,7 +154,7 @@ class Invoices:
         return document_id
 
     async def reminder(self, document_id: str) -> dict[str, Any]:
-        stored = await self.services.documents.get(document_id)
+        stored = await self.services.documents.record(document_id)
         assert stored is not None
         return dict(stored.get("reminder") or {})
 
@@ -199,7 +200,7 @@ async def one_pass(services: Services, at: dt.datetime, **settings: Any) -> Remi
     if settings:
         own = msgspec.structs.replace(own, **settings)
     renderer = build_renderer(own)
-    return await reminder_pass(services.collections, own, services.registry, renderer).run(at)
+    return await reminder_pass(services.reminders, own, services.registry, renderer).run(at)
 
 
 async def test_a_reminder_run_twice_sends_one_email(
@@ -289,7 +290,7 @@ async def test_no_reminder_when_read_settled_printed_archived_or_never_notified(
     # the law keeps it, but nobody may be emailed about it any more).
     await isolated.accounts.update(withdrawn_account, by="test", paperless=False)
     cli("accounts", "erase", erased_account, "--yes", env=own_env)
-    assert await isolated.documents.get(erased) is not None
+    assert await isolated.documents.record(erased) is not None
 
     settings = isolated.settings
     portal = bearer(portal_token(settings, read_account))
@@ -343,11 +344,11 @@ async def test_paid_just_before_the_claim_is_not_reminded(
         headers={"Authorization": f"Bearer {own_key}"},
     )
     assert answer.status_code == 200, answer.text
-    stale = await isolated.documents.get(document_id)
+    stale = await isolated.documents.record(document_id)
     assert stale is not None
     stale["status"] = "open"  # what the pass read before the PATCH landed
     renderer = build_renderer(isolated.settings)
-    one = reminder_pass(isolated.collections, isolated.settings, isolated.registry, renderer)
+    one = reminder_pass(isolated.reminders, isolated.settings, isolated.registry, renderer)
     doctype = isolated.registry.get("invoice")
     assert await one._claim(stale, doctype) is None
     maildir = Maildir()
