@@ -18,7 +18,6 @@ import msgspec
 import pytest
 import socketio
 from litestar.testing import AsyncTestClient
-from mailbox_service.notifications.outbox import ensure_indexes
 
 from app_fixtures import (
     LiveServer,
@@ -34,9 +33,10 @@ from mailbox_devtools.demo.archive import ArchiveSpec, write_archive
 from mailbox_fixtures import portal_token
 from mailbox_service.asgi import create_app
 from mailbox_service.clock import utcnow
-from mailbox_service.notifications.worker import connect_blocking, documents_collection
 from mailbox_service.observability.outbox_gauges import ChannelBacklog, measure
 from mailbox_service.settings import Settings
+from mailbox_service.storage.blocking import connect_blocking, documents_collection
+from mailbox_service.storage.outbox import Outbox
 from mailbox_service.wiring.services import Services
 from metrics_scrape import Samples, parse, scrape, value
 from notify_fixtures import WorkerProcess, eventually, wait_status
@@ -385,7 +385,8 @@ def test_outbox_gauges_count_undelivered_and_age_the_oldest(
     client = connect_blocking(settings.mongo, pool_size=2)
     collection = documents_collection(client, settings.mongo.database).database[unique("outbox")]
     try:
-        ensure_indexes(collection)
+        outbox = Outbox(collection, lease=dt.timedelta(seconds=settings.notify.lease_s))
+        outbox.ensure_indexes()
         now = utcnow()
 
         def doc(email: str, realtime: str, age_s: int) -> dict[str, Any]:
@@ -403,14 +404,14 @@ def test_outbox_gauges_count_undelivered_and_age_the_oldest(
                 doc("failed", "skipped", 9000),
             ]
         )
-        backlog = measure(collection, now)
+        backlog = measure(outbox, now)
         assert backlog["email"].pending == 2
         assert backlog["email"].oldest_seconds == pytest.approx(700, abs=1)
         assert backlog["realtime"].pending == 1
         assert backlog["realtime"].oldest_seconds == pytest.approx(5000, abs=1)
 
         collection.update_many({}, {"$set": {"notifications.email.status": "sent"}})
-        assert measure(collection, now)["email"] == ChannelBacklog(0, 0.0)
+        assert measure(outbox, now)["email"] == ChannelBacklog(0, 0.0)
     finally:
         collection.drop()
         client.close()
