@@ -149,12 +149,12 @@ async def test_a_portal_read_racing_the_worker_keeps_both(
         assert (email, realtime) == ("sent", "sent")
     unread, wrong = [], []
     for document_id in ids:
-        doc = await services.documents.record(document_id)
-        assert doc is not None
-        if doc["read_at"] is None:
+        stored = await services.documents.record(document_id)
+        assert stored is not None
+        if stored["read_at"] is None:
             unread.append(document_id)
         for channel in ("email", "realtime"):
-            state = doc["notifications"][channel]
+            state = stored["notifications"][channel]
             got = (state["status"], state["attempts"], state.get("version"))
             # Email: claim and outcome; real time: the outcome only (no claim is written).
             if got != ("sent", 1, 2 if channel == "email" else 1):
