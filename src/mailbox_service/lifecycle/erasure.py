@@ -23,14 +23,12 @@ from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.holds import HoldStore, document_hold, unheld_filter
+from mailbox_service.storage.document_lifecycle import DocumentLifecycleStore
+from mailbox_service.storage.holds import HoldStore, document_hold
 from mailbox_service.storage.mongo import Collections, Doc
 from mailbox_service.storage.tombstones import TombstoneStore
 
 log = get_logger(__name__)
-
-PLAN_FIELDS = {"_id": 1, "type": 1, "account_id": 1, "source": 1, "retain_until": 1}
-PLAN_FIELDS |= {"blob.key": 1, "blob.sha256": 1, "hold": 1}
 
 ACCOUNT_PERSONAL_FIELDS = (
     "email",
@@ -93,7 +91,7 @@ class Erasure:
     def __init__(
         self, collections: Collections, registry: DocumentTypeRegistry, blobs: BlobStore
     ) -> None:
-        self._collections = collections
+        self._documents = DocumentLifecycleStore(collections)
         self._registry = registry
         self._blobs = blobs
         self._holds = HoldStore(collections)
@@ -115,11 +113,10 @@ class Erasure:
 
     async def plan(self, account_id: str, at: dt.datetime | None = None) -> ErasurePlan:
         at = at or utcnow()
-        account = await self._collections.accounts.find_one({"_id": account_id}, {"_id": 1})
+        exists = await self._documents.account_exists(account_id)
         account_hold = await self._holds.account_hold(account_id)
-        plan = ErasurePlan(account_id, at, account is not None)
-        cursor = self._collections.documents.find({"account_id": account_id}, PLAN_FIELDS)
-        async for doc in cursor.sort("_id", 1):
+        plan = ErasurePlan(account_id, at, exists)
+        async for doc in self._documents.of_account(account_id):
             why = self._why_kept(doc, account_hold, at)
             if why is None:
                 plan.delete.append(doc)
@@ -130,7 +127,6 @@ class Erasure:
         return plan
 
     async def apply(self, plan: ErasurePlan) -> ErasureResult:
-        documents = self._collections.documents
         ids = [doc["_id"] for doc in plan.delete]
         held_accounts = await self._holds.held_accounts()
         deleted = 0
@@ -139,15 +135,11 @@ class Erasure:
             batch = plan.delete[start : start + 1000]
             batch_ids = ids[start : start + 1000]
             await self._tombstones.write(batch, "erased", plan.at)
-            query = {"_id": {"$in": batch_ids}, **unheld_filter(held_accounts)}
-            result = await documents.delete_many(query)
-            deleted += result.deleted_count
-            remaining = {
-                d["_id"] async for d in documents.find({"_id": {"$in": batch_ids}}, {"_id": 1})
-            }
+            deleted += await self._documents.delete_unheld(batch_ids, held_accounts)
+            remaining = await self._documents.remaining(batch_ids)
             if remaining:
                 # A hold arrived after the plan: those documents stay, and so do their blobs.
-                await self._collections.tombstones.delete_many({"_id": {"$in": list(remaining)}})
+                await self._tombstones.remove(list(remaining))
             for doc in batch:
                 if doc["_id"] in remaining:
                     continue
@@ -160,11 +152,5 @@ class Erasure:
                     log.warning("erasure.blob_not_deleted", key=key, error=str(exc))
                     blobs_left.append(key)
         if plan.account_exists:
-            await self._collections.accounts.update_one(
-                {"_id": plan.account_id},
-                {
-                    "$unset": dict.fromkeys(ACCOUNT_PERSONAL_FIELDS, ""),
-                    "$set": {"erased_at": plan.at, "updated_at": plan.at},
-                },
-            )
+            await self._documents.forget_account(plan.account_id, ACCOUNT_PERSONAL_FIELDS, plan.at)
         return ErasureResult(deleted, plan.keep, blobs_left, len(ids) - deleted)

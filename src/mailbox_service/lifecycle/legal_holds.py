@@ -8,14 +8,16 @@ last hold on a document (its own or its account's) clears the S3 legal hold agai
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from minio.error import S3Error
-from pymongo.asynchronous.cursor import AsyncCursor
 
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import DependencyUnavailable, NotFound
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.holds import HOLD_FIELD, Hold, HoldStore, document_hold
+from mailbox_service.storage.document_lifecycle import DocumentLifecycleStore
+from mailbox_service.storage.holds import Hold, HoldStore, document_hold
 from mailbox_service.storage.mongo import Collections, Doc
 
 log = get_logger(__name__)
@@ -26,7 +28,7 @@ class LegalHolds:
         self, collections: Collections, blobs: BlobStore, registry: DocumentTypeRegistry
     ) -> None:
         self.store = HoldStore(collections)
-        self._documents = collections.documents
+        self._documents = DocumentLifecycleStore(collections)
         self._blobs = blobs
         self._registry = registry
 
@@ -72,12 +74,9 @@ class LegalHolds:
     async def all(self) -> list[Hold]:
         return await self.store.all()
 
-    def _write_once_of(self, account_id: str) -> AsyncCursor[Doc]:
+    def _write_once_of(self, account_id: str) -> AsyncIterator[Doc]:
         types = [t.name for t in self._registry if t.immutable_files]
-        return self._documents.find(
-            {"account_id": account_id, "type": {"$in": types}},
-            {"type": 1, "blob.key": 1, HOLD_FIELD: 1, "account_id": 1},
-        )
+        return self._documents.write_once_of(account_id, types)
 
     async def _mirror(self, document: Doc, *, on: bool) -> None:
         if document["type"] not in self._registry.names():

@@ -29,14 +29,13 @@ from mailbox_service.clock import utcnow
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.log import get_logger
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.documents import one_batch
-from mailbox_service.storage.holds import HOLD_FIELD, HoldStore, document_hold, unheld_filter
+from mailbox_service.storage.document_lifecycle import DocumentLifecycleStore
+from mailbox_service.storage.holds import HoldStore, document_hold
 from mailbox_service.storage.mongo import Collections, Doc
-from mailbox_service.storage.tombstones import TOMBSTONE_FIELDS, TombstoneStore
+from mailbox_service.storage.tombstones import TombstoneStore
 
 log = get_logger(__name__)
 
-RETAIN_UNTIL_INDEX = "retain_until_purge"
 BLOB_DELETES_AT_ONCE = 16
 
 
@@ -73,7 +72,7 @@ class RetentionPurge:
         *,
         batch_size: int = 500,
     ) -> None:
-        self._documents = collections.documents
+        self._documents = DocumentLifecycleStore(collections)
         self._blobs = blobs
         self._holds = HoldStore(collections)
         self._tombstones = TombstoneStore(collections)
@@ -92,11 +91,7 @@ class RetentionPurge:
         plan = PurgePlan(at)
         held_accounts = set(await self._holds.held_accounts())
         now = utcnow()
-        cursor = self._documents.find(
-            {"retain_until": {"$lte": at}},
-            {"type": 1, "account_id": 1, HOLD_FIELD: 1, "retain_until": 1},
-        ).hint(RETAIN_UNTIL_INDEX)
-        async for doc in cursor:
+        async for doc in self._documents.expired(at):
             kind = doc["type"]
             if document_hold(doc) is not None or doc["account_id"] in held_accounts:
                 plan.held[kind] += 1
@@ -114,22 +109,9 @@ class RetentionPurge:
         for type_filter, cutoff in self._passes(at):
             while True:
                 held_accounts = await self._holds.held_accounts()
-                query = {
-                    "retain_until": {"$lte": cutoff},
-                    **type_filter,
-                    **unheld_filter(held_accounts),
-                }
-                page = [
-                    doc
-                    async for doc in one_batch(
-                        self._documents.find(
-                            query, {**TOMBSTONE_FIELDS, "blob.key": 1, "blob.version_id": 1}
-                        )
-                        .sort("retain_until", 1)
-                        .hint(RETAIN_UNTIL_INDEX),
-                        self._batch_size,
-                    )
-                ]
+                page = await self._documents.purge_page(
+                    cutoff, type_filter, held_accounts, self._batch_size
+                )
                 if not page:
                     break
                 await self._purge_page(page, report)
@@ -150,14 +132,10 @@ class RetentionPurge:
         await self._tombstones.write(page, "retention", utcnow())
         # Holds are checked again at the delete itself: one set since the read wins.
         held_accounts = await self._holds.held_accounts()
-        result = await self._documents.delete_many(
-            {"_id": {"$in": ids}, **unheld_filter(held_accounts)}
-        )
+        deleted = await self._documents.delete_unheld(ids, held_accounts)
         gone = page
-        if result.deleted_count < len(ids):
-            survivors = {
-                doc["_id"] async for doc in self._documents.find({"_id": {"$in": ids}}, {"_id": 1})
-            }
+        if deleted < len(ids):
+            survivors = await self._documents.remaining(ids)
             await self._tombstones.remove(sorted(survivors))
             gone = [doc for doc in page if doc["_id"] not in survivors]
         for doc in gone:

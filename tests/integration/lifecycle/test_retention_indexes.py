@@ -20,10 +20,11 @@ from pymongo import AsyncMongoClient
 from app_fixtures import unique
 from explain_plans import CommandLog, explain
 from mailbox_service.clock import utcnow
-from mailbox_service.lifecycle.retention import RETAIN_UNTIL_INDEX, RetentionPurge
+from mailbox_service.lifecycle.retention import RetentionPurge
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings
+from mailbox_service.storage.document_lifecycle import RETAIN_UNTIL_INDEX
 from mailbox_service.storage.mongo import Collections, Doc, client_options
 from mailbox_service.wiring.services import Services
 
