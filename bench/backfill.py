@@ -179,7 +179,7 @@ async def prepare_raw_collection(services: Services) -> None:
     """The baseline's collection gets the indexes `documents` has, so inserts cost the same."""
     raw = services.collections.db[RAW_COLLECTION]
     await raw.drop()
-    info = await services.documents.collection.index_information()
+    info = await services.collections.documents.index_information()
     models = [
         IndexModel(spec["key"], name=name, unique=bool(spec.get("unique")))
         for name, spec in info.items()
@@ -274,9 +274,9 @@ async def cleanup(services: Services, raw_run: str, source: str) -> None:
     await services.collections.db[RAW_COLLECTION].drop()
     keys = [
         doc["blob"]["key"]
-        async for doc in services.documents.collection.find({"source": source}, {"blob.key": 1})
+        async for doc in services.collections.documents.find({"source": source}, {"blob.key": 1})
     ]
-    await services.documents.collection.delete_many({"source": source})
+    await services.collections.documents.delete_many({"source": source})
 
     def remove_all() -> None:
         client, bucket = services.blobs.client, services.blobs.bucket

@@ -59,14 +59,14 @@ from mailbox_devtools.devstack import Stack, StackConfig
 from mailbox_service.auth import mint_token
 from mailbox_service.cursors import Position
 from mailbox_service.mailbox.filters import ListFilters
-from mailbox_service.mailbox.schemas import ITEM_PROJECTION
-from mailbox_service.mailbox.service import SORT, UNREAD_ROWS_BATCH, list_query, unread_pipeline
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.realtime.emitter import RealtimeEmitter
 from mailbox_service.settings import Settings, load_settings
 from mailbox_service.storage.documents import one_batch, source_key
+from mailbox_service.storage.inbox import SORT, UNREAD_ROWS_BATCH, list_query, unread_pipeline
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.stored_document import LISTED_FIELDS
 from mailbox_service.wiring.services import Services
 
 DATABASE = "mailbox_bench"
@@ -264,7 +264,7 @@ async def raw_deep_position(services: Services, account: str) -> Position:
     position = None
     for _ in range(DEEP_STEPS):
         found = services.collections.documents.find(
-            list_query([account], ListFilters(), position), ITEM_PROJECTION
+            list_query([account], ListFilters(), position), LISTED_FIELDS
         )
         page = await found.sort(SORT).limit(PAGE).to_list()
         position = Position(page[-1]["issued_at"], page[-1]["_id"])
@@ -305,7 +305,7 @@ async def read_figures(
         async def call(i: int) -> None:
             k = i % len(probes)
             after = positions[k] if deep else None
-            found = collection.find(list_query([probes[k]], ListFilters(), after), ITEM_PROJECTION)
+            found = collection.find(list_query([probes[k]], ListFilters(), after), LISTED_FIELDS)
             page = found.sort(SORT)
             page = one_batch(page, PAGE + 1) if single_batch else page.limit(PAGE + 1)
             await page.to_list()
