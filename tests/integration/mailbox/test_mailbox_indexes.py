@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,7 @@ class Explained:
 
     log: CommandLog
     db: Any
-    indexes: list[dict[str, Any]]
+    indexes: list[Mapping[str, Any]]
     documents: DocumentStore
     accounts: AccountStore
     api_keys: ApiKeyStore
@@ -214,7 +214,7 @@ def equality_fields(query: Doc) -> set[str]:
     return {key for key in query if not key.startswith("$") and key != "issued_at"}
 
 
-def serving_index(query: Doc, indexes: list[dict[str, Any]]) -> str | None:
+def serving_index(query: Doc, indexes: list[Mapping[str, Any]]) -> str | None:
     """Name of an index: query fields (any order) first, then the sort keys in sort order."""
     fields = equality_fields(query)
     for index in indexes:
@@ -225,7 +225,7 @@ def serving_index(query: Doc, indexes: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def holding_all(fields: set[str], indexes: list[dict[str, Any]], prefix: str) -> list[str]:
+def holding_all(fields: set[str], indexes: list[Mapping[str, Any]], prefix: str) -> list[str]:
     """Indexes named `prefix…` whose keys include every one of `fields`."""
     return [
         str(index["name"])
