@@ -6,7 +6,7 @@ Lists are newest first by (issued_at, _id) and paged by keyset: a page starts st
 the last item of the previous one (a `$nor` filter, `keyset_after`), so documents arriving
 meanwhile neither repeat nor shift items, and on DocumentDB page 50 reads what page 1 reads.
 Every shape here is served by an index (migrations/0002_mailbox_indexes.py):
-tests/integration/test_mailbox_indexes.py explains what they send.
+tests/integration/mailbox/test_mailbox_indexes.py explains what they send.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class KeysetPosition(Protocol):
 
 def account_match(accounts: Sequence[str]) -> Any:
     # A plain equality for one account, the common case; `$in` for several. Both bound the
-    # index scan on MongoDB and on DocumentDB (tests/integration/test_mailbox_indexes.py).
+    # index scan on MongoDB and on DocumentDB (tests/integration/mailbox/test_mailbox_indexes.py).
     return accounts[0] if len(accounts) == 1 else {"$in": list(accounts)}
 
 
