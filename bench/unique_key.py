@@ -1,4 +1,4 @@
-"""Insert rate as `documents` grows: (source, source_ref) unique by a compound index or one key.
+r"""Insert rate as `documents` grows: (source, source_ref) unique by a compound index or one key.
 
     uv run python bench/unique_key.py                 # 20,000 and 50,000 both, 200,000 single
     uv run python bench/unique_key.py --sizes 20000 --variants single   # a quick look
@@ -6,7 +6,7 @@
 The two ways to make (source, source_ref) unique, on the stack's engine (profile test9, or
 MAILBOX_BENCH_PROFILE), each in its own collection of database `bench_unique`:
   * compound: a unique index on (source, source_ref), what migrations 0001-0003 built;
-  * single:   a unique index on `source_key` = "<source>\\x1f<source_ref>" (migration 0004).
+  * single:   a unique index on `source_key` = "<source>\x1f<source_ref>" (migration 0004).
 Both collections also carry the portal's list indexes (migration 0002), so only the uniqueness
 differs (the figures in docs/architecture.md were measured while `blob_key` still existed).
 For each size, ascending, each collection is filled to that size with bulk inserts while its

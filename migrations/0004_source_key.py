@@ -1,9 +1,9 @@
-"""(source, source_ref) is unique through one field, `source_key`, not a compound index.
+r"""(source, source_ref) is unique through one field, `source_key`, not a compound index.
 
 Why: on DocumentDB (FerretDB 2.5, the local and test engine) a compound *unique* index gets
 slower as the collection grows: building `source_ref_unique` took 733 s at 200,000 documents,
 and every insert checks it (131 inserts/s at that size). A single-field unique index on
-`"<source>\\x1f<source_ref>"` keeps inserts flat; MongoDB serves either equally well.
+`"<source>\x1f<source_ref>"` keeps inserts flat; MongoDB serves either equally well.
 Figures: docs/architecture.md, "Idempotency"; `bench/unique_key.py` measures them.
 
 Steps, each safe to re-run after a crash (there are no transactions):
