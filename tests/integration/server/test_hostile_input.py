@@ -316,46 +316,50 @@ def build_attacks(
     attacks: list[Attack] = []
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            method = method.upper()
-            creds = _credentials(path, keys)
-            params = operation.get("parameters", [])
-            path_names = [p["name"] for p in params if p["in"] == "path"]
+            attacks += _route_attacks(path, method.upper(), operation, keys, account)
+    return attacks
 
-            def concrete(value: str, path: str = path, names: list[str] = path_names) -> str:
-                for name in names:
-                    path = path.replace("{" + name + "}", value)
-                return path
 
-            base = concrete(account if "account" in path else "doc-1")
-            if path_names:
-                for label, value in PATH_VALUES.items():
-                    # 404 or 400: neither an existing document nor a legal id.
-                    attacks.append(Attack(f"path-{label}", method, concrete(value), creds))
-            for param in (p for p in params if p["in"] == "query"):
-                for label, (value, strict) in QUERY_VALUES.items():
-                    url = f"{base}?{param['name']}={value}"
-                    attacks.append(
-                        Attack(f"query-{param['name']}-{label}", method, url, creds, strict=strict)
-                    )
+def _route_attacks(
+    path: str,
+    method: str,
+    operation: dict[str, Any],
+    keys: dict[str, dict[str, str]],
+    account: str,
+) -> list[Attack]:
+    """One operation's hostile requests: path and query values, a huge header, credentials
+    that are not text, and (outside ingestion) bad JSON bodies."""
+    attacks: list[Attack] = []
+    creds = _credentials(path, keys)
+    params = operation.get("parameters", [])
+    path_names = [p["name"] for p in params if p["in"] == "path"]
+
+    def concrete(value: str, path: str = path, names: list[str] = path_names) -> str:
+        for name in names:
+            path = path.replace("{" + name + "}", value)
+        return path
+
+    base = concrete(account if "account" in path else "doc-1")
+    if path_names:
+        for label, value in PATH_VALUES.items():
+            # 404 or 400: neither an existing document nor a legal id.
+            attacks.append(Attack(f"path-{label}", method, concrete(value), creds))
+    for param in (p for p in params if p["in"] == "query"):
+        for label, (value, strict) in QUERY_VALUES.items():
+            url = f"{base}?{param['name']}={value}"
             attacks.append(
-                Attack("long-header", method, base, {**creds, "X-Padding": "p" * 60_000})
+                Attack(f"query-{param['name']}-{label}", method, url, creds, strict=strict)
             )
-            if creds:
-                bad_auth = {"Authorization": b"Bearer \xff\xfe\xc3"}
-                attacks.append(Attack("bad-auth-bytes", method, base, bad_auth))
-            if path == "/v1/documents":
-                continue
-            if method in {"POST", "PUT", "PATCH"} and "requestBody" in operation:
-                for label, body in JSON_BODIES.items():
-                    attacks.append(
-                        Attack(
-                            f"body-{label}",
-                            method,
-                            base,
-                            {**creds, "Content-Type": "application/json"},
-                            body,
-                        )
-                    )
+    attacks.append(Attack("long-header", method, base, {**creds, "X-Padding": "p" * 60_000}))
+    if creds:
+        bad_auth = {"Authorization": b"Bearer \xff\xfe\xc3"}
+        attacks.append(Attack("bad-auth-bytes", method, base, bad_auth))
+    if path == "/v1/documents":
+        return attacks
+    if method in {"POST", "PUT", "PATCH"} and "requestBody" in operation:
+        for label, body in JSON_BODIES.items():
+            json_headers = {**creds, "Content-Type": "application/json"}
+            attacks.append(Attack(f"body-{label}", method, base, json_headers, body))
     return attacks
 
 
