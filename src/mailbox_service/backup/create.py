@@ -52,6 +52,7 @@ from mailbox_service.backup.storage import Storage
 from mailbox_service.clock import utcnow
 from mailbox_service.errors import ServiceError
 from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.snapshots import estimated_count, has_id, records
 
 BATCH = 500
 COMPRESSION = 1
@@ -112,7 +113,7 @@ class BackupWriter:
         run = _Run()
         files: dict[str, CollectionFile] = {}
         names = self.storage.data_collections()
-        total = self.storage.db["documents"].estimated_document_count()
+        total = estimated_count(self.storage.db, "documents")
         progress = self._progress_for(total) if self._progress_for else None
         if progress:
             progress.start()
@@ -134,7 +135,7 @@ class BackupWriter:
             database=self.storage.db.name,
             bucket=self.storage.bucket,
             migrations=migrations,
-            collections=files,
+            files=files,
             blobs=BlobTotals(
                 referenced=len(run.referenced),
                 bytes=sum(run.referenced.values()),
@@ -152,7 +153,7 @@ class BackupWriter:
     def _documents(self, work: Path, run: _Run, progress: ProgressDisplay | None) -> CollectionFile:
         path = work / "documents.jsonl.gz"
         count = 0
-        cursor = self.storage.db["documents"].find({}).sort("_id", 1).batch_size(1000)
+        cursor = records(self.storage.db, "documents")
         with (
             gzip.open(path, "wb", compresslevel=COMPRESSION) as out,
             ThreadPoolExecutor(self.workers) as pool,
@@ -213,7 +214,7 @@ class BackupWriter:
             except S3Error as exc:
                 if exc.code not in {"NoSuchKey", "NoSuchObject"}:
                     raise
-                if self.storage.db["documents"].find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+                if not has_id(self.storage.db, "documents", doc["_id"]):
                     left_out.add(doc["_id"])  # purged or erased while we read: not needed
                 else:
                     run.problems.append(
@@ -272,7 +273,7 @@ class BackupWriter:
     ) -> CollectionFile:
         path = work / f"{name}.jsonl.gz"
         count = 0
-        cursor = self.storage.db[name].find({}).sort("_id", 1).batch_size(1000)
+        cursor = records(self.storage.db, name)
         with gzip.open(path, "wb", compresslevel=COMPRESSION) as out:
             for doc in cursor:
                 if name == "audit":

@@ -70,7 +70,8 @@ class Manifest(msgspec.Struct, frozen=True):
     bucket: str
     migrations: list[str]
     """Migrations applied to the database when the backup was taken."""
-    collections: dict[str, CollectionFile]
+    files: dict[str, CollectionFile] = msgspec.field(name="collections")
+    """The file of each collection, by collection name (`collections` in manifest.json)."""
     blobs: BlobTotals
     problems: list[str] = []
     """What the backup could not copy (an altered or missing file); empty for a clean one."""

@@ -115,15 +115,15 @@ class Restorer:
 
     def run(self) -> RestoreResult:
         result = RestoreResult()
-        for name in sorted(self.manifest.collections):
+        for name in sorted(self.manifest.files):
             if name != "documents":
                 self._collection(name, result)
-        if "documents" in self.manifest.collections:
+        if "documents" in self.manifest.files:
             self._documents(result)
         return result
 
     def _collection(self, name: str, result: RestoreResult) -> None:
-        path = self.snapshot / self.manifest.collections[name].file
+        path = self.snapshot / self.manifest.files[name].file
         batch: list[Doc] = []
         inserted = skipped = 0
         for line in iter_lines(path):
@@ -139,7 +139,7 @@ class Restorer:
     # ----------------------------------------------------------------------------- documents
 
     def _documents(self, result: RestoreResult) -> None:
-        entry = self.manifest.collections["documents"]
+        entry = self.manifest.files["documents"]
         tally = Tally()
         display = self._progress_for(entry.count) if self._progress_for else None
         if display:

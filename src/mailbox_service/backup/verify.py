@@ -50,7 +50,7 @@ def iter_lines(path: Path) -> Iterator[bytes]:
 
 
 def _metadata_problem(root: Path, snapshot: Path, manifest: Manifest, name: str) -> str | None:
-    entry = manifest.collections[name]
+    entry = manifest.files[name]
     path = snapshot / entry.file
     relative = path.relative_to(root)
     if not path.exists():
@@ -121,7 +121,7 @@ def verify_backup(
             report.problems.append(f"missing file {SNAPSHOT_DIR}/{name}/{MANIFEST}")
             continue
         manifest = read_manifest(directory)
-        for collection in sorted(manifest.collections):
+        for collection in sorted(manifest.files):
             report.files += 1
             problem = _metadata_problem(root, directory, manifest, collection)
             if problem:

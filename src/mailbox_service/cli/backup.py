@@ -74,7 +74,7 @@ def create(directory: Path, workers: int, progress_every: float) -> None:
     finally:
         storage.close()
     took = (manifest.finished_at - manifest.started_at).total_seconds()
-    counts = ", ".join(f"{n} {c.count}" for n, c in sorted(manifest.collections.items()))
+    counts = ", ".join(f"{n} {c.count}" for n, c in sorted(manifest.files.items()))
     click.echo(f"snapshot {manifest.snapshot} in {directory}: {counts}")
     click.echo(
         f"files: {manifest.blobs.referenced} referenced ({format_bytes(manifest.blobs.bytes)}), "

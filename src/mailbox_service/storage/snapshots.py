@@ -1,13 +1,13 @@
-"""Writes of a restore, on the blocking database handle of backup/storage.py.
+"""Reads of a backup and writes of a restore, on the blocking database handle of
+backup/storage.py.
 
-A restore copies records as the snapshot holds them, collection by collection: untyped on
-purpose (a snapshot is the stored shape, whatever version wrote it). Each function is one
-command.
+Both copy records as stored, collection by collection: untyped on purpose (a snapshot is the
+stored shape, whatever version wrote it). Each function is one command (or one cursor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
@@ -15,6 +15,20 @@ from pymongo.errors import BulkWriteError
 from mailbox_service.storage.mongo import Doc
 
 DUPLICATE_KEY = 11000
+READ_BATCH = 1000
+
+
+def records(db: Database[Doc], name: str) -> Iterator[Doc]:
+    """Every record of collection `name`, by `_id`."""
+    return iter(db[name].find({}).sort("_id", 1).batch_size(READ_BATCH))
+
+
+def estimated_count(db: Database[Doc], name: str) -> int:
+    return db[name].estimated_document_count()
+
+
+def has_id(db: Database[Doc], name: str, record_id: str) -> bool:
+    return db[name].find_one({"_id": record_id}, {"_id": 1}) is not None
 
 
 def insert_new(db: Database[Doc], name: str, records: list[Doc]) -> list[Doc]:
