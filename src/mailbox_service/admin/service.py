@@ -31,8 +31,8 @@ from mailbox_service.cursors import CursorSigner, Position, filters_digest
 from mailbox_service.errors import BadRequest
 from mailbox_service.notifications.channels import CHANNELS, STATUSES, Channel
 from mailbox_service.notifications.queue import NotificationQueue
-from mailbox_service.storage.mongo import Doc
 from mailbox_service.storage.outbox import AsyncOutbox
+from mailbox_service.storage.stored_document import StoredDocument
 from mailbox_service.untrusted import quoted
 
 DEFAULT_WINDOW = dt.timedelta(days=7)
@@ -107,17 +107,16 @@ def _state(raw: dict[str, Any] | None) -> ChannelState:
     )
 
 
-def _item(doc: Doc) -> NotificationItem:
-    states = doc.get("notifications") or {}
+def _item(doc: StoredDocument) -> NotificationItem:
     return NotificationItem(
-        document_id=doc["_id"],
-        type=doc["type"],
-        account_id=doc["account_id"],
-        source=doc.get("source", ""),
-        source_ref=doc.get("source_ref", ""),
-        title=doc.get("title", ""),
-        created_at=doc["created_at"],
-        notifications={channel: _state(states.get(channel)) for channel in CHANNELS},
+        document_id=doc.id,
+        type=doc.type,
+        account_id=doc.account_id,
+        source=doc.source,
+        source_ref=doc.source_ref,
+        title=doc.title,
+        created_at=doc.created_at,
+        notifications={channel: _state(doc.notifications.get(channel)) for channel in CHANNELS},
     )
 
 
@@ -182,7 +181,7 @@ class NotificationAdmin:
         docs = await self.outbox.page(status, channels, limit + 1, before)
         more = len(docs) > limit
         docs = docs[:limit]
-        last = Position(docs[-1]["created_at"], docs[-1]["_id"]) if more else None
+        last = Position(docs[-1].created_at, docs[-1].id) if more else None
         next_cursor = self.cursors.encode(last, digest) if last else None
         return NotificationPage([_item(doc) for doc in docs], next_cursor)
 

@@ -26,6 +26,7 @@ from mailbox_service.storage.outbox.operations import (
     run_blocking,
 )
 from mailbox_service.storage.outbox.states import CHANNELS, Channel, Claim, Doc, State
+from mailbox_service.storage.stored_document import StoredDocument, decode_document
 
 
 class Outbox(OutboxOperations):
@@ -142,9 +143,10 @@ class AsyncOutbox(OutboxOperations):
         channels: tuple[Channel, ...],
         limit: int,
         before: tuple[dt.datetime, str] | None = None,
-    ) -> list[Doc]:
+    ) -> list[StoredDocument]:
         """Documents with any of `channels` in `status`, newest first, after `before`."""
-        return await run_async(self._documents, self.paging(status, channels, limit, before))
+        records = await run_async(self._documents, self.paging(status, channels, limit, before))
+        return [decode_document(record) for record in records]
 
     async def count_day(self, low: dt.datetime, high: dt.datetime) -> list[Doc]:
         """Documents created in [low, high), counted by type and each channel's status."""
