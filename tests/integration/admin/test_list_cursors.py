@@ -21,7 +21,7 @@ from mailbox_service.wiring.services import Services
 from notify_fixtures import make_pending, store_document
 
 BASE = "/v1/admin/notifications"
-EMAIL_FAILED = {"status": "failed", "channel": "email", "limit": 1}
+EMAIL_FAILED: dict[str, Any] = {"status": "failed", "channel": "email", "limit": 1}
 
 
 def auth(key: str) -> dict[str, str]:
