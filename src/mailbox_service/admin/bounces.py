@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
-from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.auth.providers import ApiKeyDep, CredentialStores, provide_admin_key
 from mailbox_service.senders.bounces import (
     ONE_EMAIL,
     BounceIntake,
@@ -35,6 +35,7 @@ class BounceServices:
 
     intake: BounceIntake
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 BounceServicesDep = NamedDependency[BounceServices]

@@ -15,7 +15,7 @@ from mailbox_service.admin.schemas import NotificationPage, NotificationStats, R
 from mailbox_service.admin.service import MAX_PAGE, NotificationAdmin
 from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
-from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.auth.providers import ApiKeyDep, CredentialStores, provide_admin_key
 from mailbox_service.clock import parse_time
 from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import errors
@@ -27,6 +27,7 @@ class AdminNotificationsServices:
 
     notifications: NotificationAdmin
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 AdminNotificationsServicesDep = NamedDependency[AdminNotificationsServices]

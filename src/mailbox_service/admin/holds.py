@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
-from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.auth.providers import ApiKeyDep, CredentialStores, provide_admin_key
 from mailbox_service.errors import InvalidMetadata
 from mailbox_service.lifecycle.legal_holds import LegalHolds
 from mailbox_service.server.deps import provided
@@ -39,6 +39,7 @@ class HoldServices:
 
     holds: LegalHolds
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 HoldServicesDep = NamedDependency[HoldServices]

@@ -19,7 +19,7 @@ from mailbox_service.audit.query import (
     AuditQuery,
 )
 from mailbox_service.audit.schemas import AuditPage
-from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.auth.providers import ApiKeyDep, CredentialStores, provide_admin_key
 from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import errors
 
@@ -29,6 +29,7 @@ class AuditServices:
     """What the audit route uses, built once by the composition root (wiring/)."""
 
     query: AuditQuery
+    credentials: CredentialStores
 
 
 AuditServicesDep = NamedDependency[AuditServices]

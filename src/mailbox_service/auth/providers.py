@@ -1,15 +1,17 @@
 """The Litestar dependencies that authenticate a request: API keys and portal JWTs.
 
-Each provider receives only what it checks credentials with (`api_keys`, `portal_tokens`,
-`rate_limits`: named dependencies the composition root provides) and spends the caller's rate
-budget itself; `server/rate_limit.py` knows them by the `credential_provider` mark and leaves
-their routes to them.
+Each provider reads what it checks credentials with from the controller's own dependency
+(`services.credentials`, see `Authenticated`) and spends the caller's rate budget itself;
+`server/rate_limit.py` knows them by the `credential_provider` mark and leaves their routes to
+them. Going through the controller's dependency keeps the resolution a chain (services, then
+the credential): Litestar runs dependencies that wait on nothing as a batch in a task group,
+a cost on every request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -22,9 +24,30 @@ from mailbox_service.storage.api_keys import ApiKey, ApiKeyStore
 
 ApiKeyDep = NamedDependency[ApiKey]
 PortalUserDep = NamedDependency[PortalUser]
-ApiKeysDep = NamedDependency[ApiKeyStore]
-PortalTokensDep = NamedDependency[TokenVerifier]
-RateLimitsDep = NamedDependency[Budgets]
+
+
+class CredentialStores(Protocol):
+    """What a credential is checked with; read on every request, so a replaced budget counts."""
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
+
+    @property
+    def portal_tokens(self) -> TokenVerifier: ...
+
+    @property
+    def rate_limits(self) -> Budgets: ...
+
+
+@runtime_checkable
+class Authenticated(Protocol):
+    """A controller's dependency (`services`) whose routes check a credential."""
+
+    @property
+    def credentials(self) -> CredentialStores: ...
+
+
+AuthenticatedDep = NamedDependency[Authenticated]
 
 PORTAL_USER_STATE = "portal_user"
 """`request.state` key under which the portal guard leaves the authenticated caller."""
@@ -57,11 +80,10 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
     return token.strip()
 
 
-async def _known_key(
-    request: Request[Any, Any, Any], api_keys: ApiKeyStore, budgets: Budgets
-) -> ApiKey:
+async def _known_key(request: Request[Any, Any, Any], stores: CredentialStores) -> ApiKey:
+    budgets = stores.rate_limits
     async with budgets.checking_credentials(client_address(request, budgets)):
-        key = await api_keys.authenticate(bearer_token(request))
+        key = await stores.api_keys.authenticate(bearer_token(request))
         if key is None:
             raise Unauthenticated("unknown or revoked API key")
     await budgets.spend_api_key(key.key_id)
@@ -69,42 +91,38 @@ async def _known_key(
 
 
 async def _key_with_scope(
-    request: Request[Any, Any, Any], api_keys: ApiKeyStore, budgets: Budgets, scope: str
+    request: Request[Any, Any, Any], stores: CredentialStores, scope: str
 ) -> ApiKey:
-    key = await _known_key(request, api_keys, budgets)
+    key = await _known_key(request, stores)
     if scope not in key.scopes:
         raise Forbidden(f"this API key lacks the {scope!r} scope")
     return key
 
 
 @credential_provider
-async def provide_ingest_key(
-    request: Request[Any, Any, Any], api_keys: ApiKeysDep, rate_limits: RateLimitsDep
-) -> ApiKey:
-    return await _key_with_scope(request, api_keys, rate_limits, "ingest")
+async def provide_ingest_key(request: Request[Any, Any, Any], services: AuthenticatedDep) -> ApiKey:
+    return await _key_with_scope(request, services.credentials, "ingest")
 
 
 @credential_provider
-async def provide_admin_key(
-    request: Request[Any, Any, Any], api_keys: ApiKeysDep, rate_limits: RateLimitsDep
-) -> ApiKey:
-    return await _key_with_scope(request, api_keys, rate_limits, "admin")
+async def provide_admin_key(request: Request[Any, Any, Any], services: AuthenticatedDep) -> ApiKey:
+    return await _key_with_scope(request, services.credentials, "admin")
 
 
 @credential_provider
-async def provide_any_key(
-    request: Request[Any, Any, Any], api_keys: ApiKeysDep, rate_limits: RateLimitsDep
-) -> ApiKey:
-    return await _known_key(request, api_keys, rate_limits)
+async def provide_any_key(request: Request[Any, Any, Any], services: AuthenticatedDep) -> ApiKey:
+    return await _known_key(request, services.credentials)
 
 
 @credential_provider
 async def provide_portal_user(
-    request: Request[Any, Any, Any], portal_tokens: PortalTokensDep, rate_limits: RateLimitsDep
+    request: Request[Any, Any, Any], services: AuthenticatedDep
 ) -> PortalUser:
     """`Authorization: Bearer <JWT>` to the PortalUser it names."""
+    stores = services.credentials
+    rate_limits = stores.rate_limits
     async with rate_limits.checking_credentials(client_address(request, rate_limits)):
-        user = await portal_tokens.verify(bearer_token(request))
+        user = await stores.portal_tokens.verify(bearer_token(request))
     # For the error handler: a 404 to this caller counts toward their intrusion alert.
     request.state[PORTAL_USER_STATE] = user
     await rate_limits.spend_portal_user(user.sub)

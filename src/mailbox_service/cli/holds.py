@@ -25,7 +25,7 @@ def _target(document: str | None, account: str | None) -> tuple[str, str]:
 
 
 def _holds(services: Services) -> LegalHolds:
-    return LegalHolds(services.collections, services.blobs, services.registry)
+    return services.legal_holds
 
 
 @click.group()

@@ -13,6 +13,7 @@ from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
 from mailbox_service.auth.providers import (
     ApiKeyDep,
+    CredentialStores,
     provide_admin_key,
     provide_any_key,
     provide_ingest_key,
@@ -33,6 +34,7 @@ class EvidenceServices:
 
     evidence: EvidenceService
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 EvidenceServicesDep = NamedDependency[EvidenceServices]

@@ -10,7 +10,12 @@ from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from mailbox_service.auth.providers import ApiKeyDep, provide_any_key, provide_ingest_key
+from mailbox_service.auth.providers import (
+    ApiKeyDep,
+    CredentialStores,
+    provide_any_key,
+    provide_ingest_key,
+)
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.errors import Forbidden, PayloadTooLarge
 from mailbox_service.ingestion.contract import ingest_request_body
@@ -37,6 +42,7 @@ class IngestServices:
     ingest: IngestService
     registry: DocumentTypeRegistry
     settings: Settings
+    credentials: CredentialStores
 
 
 IngestServicesDep = NamedDependency[IngestServices]

@@ -12,7 +12,7 @@ from litestar.response import Stream
 
 from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_portal
-from mailbox_service.auth.providers import PortalUserDep, provide_portal_user
+from mailbox_service.auth.providers import CredentialStores, PortalUserDep, provide_portal_user
 from mailbox_service.doctypes import DocumentTypeRegistry
 from mailbox_service.mailbox import access, content, contract
 from mailbox_service.mailbox.filters import DEFAULT_LIMIT, MAX_LIMIT, parse_filters
@@ -54,6 +54,7 @@ class MailboxServices:
     blobs: BlobStore
     settings: Settings
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 MailboxServicesDep = NamedDependency[MailboxServices]

@@ -24,7 +24,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
-from mailbox_service.auth.providers import ApiKeyDep, provide_ingest_key
+from mailbox_service.auth.providers import ApiKeyDep, CredentialStores, provide_ingest_key
 from mailbox_service.errors import BadRequest
 from mailbox_service.senders import contract
 from mailbox_service.senders.feed import DEFAULT_LIMIT, MAX_LIMIT, ChangeFeed, ChangePage
@@ -62,6 +62,7 @@ class SenderServices:
     updates: StatusUpdates
     feed: ChangeFeed
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 SenderServicesDep = NamedDependency[SenderServices]

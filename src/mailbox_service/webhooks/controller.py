@@ -23,7 +23,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from mailbox_service.audit import AuditTrail
 from mailbox_service.audit.http import record_key
-from mailbox_service.auth.providers import ApiKeyDep, provide_admin_key
+from mailbox_service.auth.providers import ApiKeyDep, CredentialStores, provide_admin_key
 from mailbox_service.server.deps import provided
 from mailbox_service.server.openapi import documented, errors
 from mailbox_service.webhooks.deliveries import DeliveryStatus, WebhookDelivery
@@ -44,6 +44,7 @@ class WebhookServices:
 
     webhooks: WebhookOperations
     audit: AuditTrail
+    credentials: CredentialStores
 
 
 WebhookServicesDep = NamedDependency[WebhookServices]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 from litestar import Litestar, Router
-from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -20,7 +18,6 @@ from mailbox_service.admin.controller import AdminNotificationsController
 from mailbox_service.admin.holds import AdminHoldsController
 from mailbox_service.audit.controller import AdminAuditController
 from mailbox_service.audit.http import error_followup
-from mailbox_service.auth.tokens import TokenVerifier
 from mailbox_service.doctypes import load_registry
 from mailbox_service.evidence.controller import EvidenceController
 from mailbox_service.evidence.keys import KEY_SETTING
@@ -31,7 +28,6 @@ from mailbox_service.observability import metrics, tracing
 from mailbox_service.observability.exposition import metrics_controller
 from mailbox_service.observability.http_metrics import route_metrics_config
 from mailbox_service.portal import portal_handlers
-from mailbox_service.ratelimit import Budgets
 from mailbox_service.senders.controller import SenderDocumentsController
 from mailbox_service.server.allow import list_every_method_in_allow
 from mailbox_service.server.deps import CONTROLLER_SERVICES
@@ -41,7 +37,6 @@ from mailbox_service.server.openapi import publish_contract
 from mailbox_service.server.rate_limit import limit_anonymous_routes
 from mailbox_service.server.request_limits import enforce_request_limits
 from mailbox_service.settings import Settings
-from mailbox_service.storage.api_keys import ApiKeyStore
 from mailbox_service.webhooks.controller import AdminWebhooksController
 from mailbox_service.wiring.controllers import controller_services
 from mailbox_service.wiring.services import Services
@@ -70,18 +65,6 @@ def route_handlers() -> list[ControllerRouterHandler]:
         AdminWebhooksController,
         EvidenceController,
     ]
-
-
-def provide_api_keys(state: State) -> ApiKeyStore:
-    return cast(Services, state.services).api_keys
-
-
-def provide_portal_tokens(state: State) -> TokenVerifier:
-    return cast(Services, state.services).portal_tokens
-
-
-def provide_rate_limits(state: State) -> Budgets:
-    return cast(Services, state.services).rate_limits
 
 
 def observability_middleware(settings: Settings) -> list[DefineMiddleware | Any]:
@@ -135,13 +118,6 @@ def create_litestar(
             *([metrics_controller(settings.metrics)] if settings.metrics.enabled else []),
         ],
         middleware=observability_middleware(settings),
-        dependencies={
-            # What the credential providers (auth/providers.py) check with, looked up per
-            # request: a test may swap the rate limits in an on_startup hook.
-            "api_keys": Provide(provide_api_keys, sync_to_thread=False),
-            "portal_tokens": Provide(provide_portal_tokens, sync_to_thread=False),
-            "rate_limits": Provide(provide_rate_limits, sync_to_thread=False),
-        },
         exception_handlers=exception_handlers(error_followup),
         # Ours (log.py): Litestar's default would replace the JSON handler on the root logger.
         logging_config=None,

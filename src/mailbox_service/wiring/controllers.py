@@ -18,7 +18,6 @@ from mailbox_service.audit.query import AuditQuery
 from mailbox_service.evidence.controller import EvidenceServices
 from mailbox_service.evidence.service import EvidenceService
 from mailbox_service.ingestion.controller import IngestServices
-from mailbox_service.lifecycle.legal_holds import LegalHolds
 from mailbox_service.mailbox.controller import MailboxServices
 from mailbox_service.portal.controller import PortalServices
 from mailbox_service.portal.pages import PageRenderer
@@ -29,9 +28,7 @@ from mailbox_service.senders.lookup import SenderDocuments
 from mailbox_service.senders.print_fallback import PrintFallback
 from mailbox_service.senders.status_updates import StatusUpdates
 from mailbox_service.server.health import ReadinessChecks
-from mailbox_service.storage.holds import HoldStore
 from mailbox_service.storage.mongo import ping
-from mailbox_service.storage.tombstones import TombstoneStore
 from mailbox_service.webhooks.controller import WebhookServices
 from mailbox_service.wiring.services import Services
 
@@ -42,7 +39,11 @@ def notification_admin(services: Services) -> NotificationAdmin:
 
 
 def controller_services(services: Services, *, demo_portal: bool) -> dict[type, object]:
-    """{dependency type: instance} for every controller the app mounts."""
+    """{dependency type: instance} for every controller the app mounts.
+
+    `credentials` is the Services object itself, seen through `auth.providers.CredentialStores`:
+    the credential providers read its stores on each request (a test swaps the rate limits).
+    """
     s = services
     built: list[object] = [
         ReadinessChecks(
@@ -52,11 +53,11 @@ def controller_services(services: Services, *, demo_portal: bool) -> dict[type, 
                 "redis": s.redis.ping,
             }
         ),
-        IngestServices(s.ingest, s.registry, s.settings),
-        MailboxServices(s.mailbox, s.registry, s.blobs, s.settings, s.audit),
-        AdminNotificationsServices(notification_admin(s), s.audit),
-        AuditServices(AuditQuery(s.audit_log, s.cursors)),
-        HoldServices(LegalHolds(s.collections, s.blobs, s.registry), s.audit),
+        IngestServices(s.ingest, s.registry, s.settings, credentials=s),
+        MailboxServices(s.mailbox, s.registry, s.blobs, s.settings, s.audit, credentials=s),
+        AdminNotificationsServices(notification_admin(s), s.audit, credentials=s),
+        AuditServices(AuditQuery(s.audit_log, s.cursors), credentials=s),
+        HoldServices(s.legal_holds, s.audit, credentials=s),
         BounceServices(
             BounceIntake(
                 s.document_status,
@@ -64,22 +65,25 @@ def controller_services(services: Services, *, demo_portal: bool) -> dict[type, 
                 PrintFallback(s.document_status, s.sender_events),
             ),
             s.audit,
+            credentials=s,
         ),
-        WebhookServices(s.webhooks, s.audit),
+        WebhookServices(s.webhooks, s.audit, credentials=s),
         SenderServices(
             SenderDocuments(s.document_status),
             StatusUpdates(s.document_status, s.registry, s.sender_events, s.realtime),
             ChangeFeed(s.event_store),
             s.audit,
+            credentials=s,
         ),
         EvidenceServices(
             EvidenceService(
                 s.documents,
-                HoldStore(s.collections),
-                TombstoneStore(s.collections),
+                s.holds,
+                s.tombstones,
                 s.evidence_key,
             ),
             s.audit,
+            credentials=s,
         ),
     ]
     if demo_portal:

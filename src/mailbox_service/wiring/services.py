@@ -18,6 +18,7 @@ from mailbox_service.cursors import CursorSigner
 from mailbox_service.doctypes import DocumentTypeRegistry, load_registry
 from mailbox_service.evidence.service import EvidenceKey
 from mailbox_service.ingestion.service import IngestService
+from mailbox_service.lifecycle.legal_holds import LegalHolds
 from mailbox_service.mailbox.service import MailboxService
 from mailbox_service.notifications.broker import make_broker
 from mailbox_service.notifications.queue import NotificationQueue
@@ -31,10 +32,12 @@ from mailbox_service.storage.audit_log import AuditLogStore
 from mailbox_service.storage.blobs import BlobStore
 from mailbox_service.storage.document_status import DocumentStatusStore
 from mailbox_service.storage.documents import DocumentStore
+from mailbox_service.storage.holds import HoldStore
 from mailbox_service.storage.mongo import Collections, Doc, connect
 from mailbox_service.storage.outbox import AsyncOutbox
 from mailbox_service.storage.reminders import ReminderStore
 from mailbox_service.storage.sender_events import SenderEventStore
+from mailbox_service.storage.tombstones import TombstoneStore
 from mailbox_service.webhooks.operations import WebhookOperations
 
 
@@ -70,6 +73,10 @@ class Services:
     audit_log: AuditLogStore
     reminders: ReminderStore
     webhooks: WebhookOperations
+    holds: HoldStore
+    tombstones: TombstoneStore
+    legal_holds: LegalHolds
+    """Operators' legal holds on documents and accounts (the admin routes and `hold`)."""
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -123,6 +130,9 @@ class Services:
             audit_log=AuditLogStore(collections),
             reminders=ReminderStore(collections),
             webhooks=WebhookOperations(collections, broker, settings.webhook),
+            holds=HoldStore(collections),
+            tombstones=TombstoneStore(collections),
+            legal_holds=LegalHolds(collections, blobs, registry),
         )
 
     async def close(self) -> None:
