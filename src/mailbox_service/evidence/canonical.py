@@ -1,11 +1,11 @@
-"""The canonical JSON form that evidence signatures cover.
+r"""The canonical JSON form that evidence signatures cover.
 
 One value has exactly one encoding, so a verifier can rebuild the signed bytes from the parsed
 evidence (or, simpler, verify the bytes the API returns as `signed`):
 
 - objects with keys sorted by their UTF-8 bytes (code point order), at every depth;
 - no whitespace anywhere; `,` and `:` as separators;
-- strings as UTF-8, only `"`, `\\` and control characters escaped (`\\n`, `\\u001f`, ...);
+- strings as UTF-8, only `"`, `\` and control characters escaped (`\n`, `\u001f`, ...);
 - integers in decimal, no floats (evidence never holds one: a float has several spellings);
 - `true`, `false`, `null`;
 - times as RFC 3339 UTC strings with milliseconds and `Z`: `2026-11-30T01:02:03.456Z`

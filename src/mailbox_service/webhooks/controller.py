@@ -1,6 +1,7 @@
 """HTTP door of webhooks, for API keys with `admin` scope (the CLI is the other door; both
-call webhooks/operations.py):
+call webhooks/operations.py).
 
+Routes:
     POST   /v1/admin/webhooks                           create; answers the secret, once
     GET    /v1/admin/webhooks[?source=]                 list (never a secret)
     POST   /v1/admin/webhooks/{endpoint_id}/revoke      revoke (it stays listed, disabled)
