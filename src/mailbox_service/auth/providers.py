@@ -11,7 +11,7 @@ a cost on every request.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -39,7 +39,6 @@ class CredentialStores(Protocol):
     def rate_limits(self) -> Budgets: ...
 
 
-@runtime_checkable
 class Authenticated(Protocol):
     """A controller's dependency (`services`) whose routes check a credential."""
 
@@ -47,7 +46,15 @@ class Authenticated(Protocol):
     def credentials(self) -> CredentialStores: ...
 
 
-AuthenticatedDep = NamedDependency[Authenticated]
+# Any, not Authenticated: Litestar checks each dependency value against its annotation on every
+# request, and isinstance against a Protocol costs about a hundred Python calls; `_stores`
+# states the type.
+AuthenticatedDep = NamedDependency[Any]
+
+
+def _stores(services: Any) -> CredentialStores:
+    return cast(Authenticated, services).credentials
+
 
 PORTAL_USER_STATE = "portal_user"
 """`request.state` key under which the portal guard leaves the authenticated caller."""
@@ -101,17 +108,17 @@ async def _key_with_scope(
 
 @credential_provider
 async def provide_ingest_key(request: Request[Any, Any, Any], services: AuthenticatedDep) -> ApiKey:
-    return await _key_with_scope(request, services.credentials, "ingest")
+    return await _key_with_scope(request, _stores(services), "ingest")
 
 
 @credential_provider
 async def provide_admin_key(request: Request[Any, Any, Any], services: AuthenticatedDep) -> ApiKey:
-    return await _key_with_scope(request, services.credentials, "admin")
+    return await _key_with_scope(request, _stores(services), "admin")
 
 
 @credential_provider
 async def provide_any_key(request: Request[Any, Any, Any], services: AuthenticatedDep) -> ApiKey:
-    return await _known_key(request, services.credentials)
+    return await _known_key(request, _stores(services))
 
 
 @credential_provider
@@ -119,7 +126,7 @@ async def provide_portal_user(
     request: Request[Any, Any, Any], services: AuthenticatedDep
 ) -> PortalUser:
     """`Authorization: Bearer <JWT>` to the PortalUser it names."""
-    stores = services.credentials
+    stores = _stores(services)
     rate_limits = stores.rate_limits
     async with rate_limits.checking_credentials(client_address(request, rate_limits)):
         user = await stores.portal_tokens.verify(bearer_token(request))
