@@ -27,6 +27,7 @@ from mailbox_service.cursors import CursorSigner
 from mailbox_service.migrate import MigrationContext, Migrator
 from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings
+from mailbox_service.storage.audit_log import AuditLogStore
 from mailbox_service.storage.mongo import Collections, Doc, client_options
 from mailbox_service.wiring.services import Services
 
@@ -94,7 +95,7 @@ async def explained(settings: Settings, services: Services) -> AsyncIterator[Exp
         yield Explained(
             log,
             collections.db,
-            AuditQuery(collections.audit, collections.audit_heads, cursors),
+            AuditQuery(AuditLogStore(collections), cursors),
             AuditChain(collections),
         )
     finally:

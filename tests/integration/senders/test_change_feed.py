@@ -18,7 +18,8 @@ from litestar.testing import AsyncTestClient
 from app_fixtures import invoice_metadata, post_document, unique
 from mailbox_fixtures import bearer
 from mailbox_service.senders.events import SETTLE, event_id, object_id_of
-from mailbox_service.senders.feed import ChangeFeed, feed_query, settle_bound
+from mailbox_service.senders.feed import ChangeFeed, settle_bound
+from mailbox_service.storage.sender_events import feed_query
 from mailbox_service.wiring.services import Services
 
 SETTLED = SETTLE.total_seconds() + 1.1
@@ -149,7 +150,7 @@ async def test_feed_unit_bounds(services: Services) -> None:
     assert feed_query("s", after, bound) == {"source": "s", "_id": {"$lt": bound, "$gt": after}}
     assert object_id_of(event_id(after)) == after
     # A cursor past the settle bound waits: nothing after it has settled.
-    page = await ChangeFeed(services.collections.sender_events).page(
+    page = await ChangeFeed(services.event_store).page(
         "s", event_id(ObjectId.from_datetime(now)), 10, now=now
     )
     assert page.items == []

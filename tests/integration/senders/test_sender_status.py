@@ -106,7 +106,7 @@ async def test_delivery_changes_after_a_print_fallback(
     client: AsyncTestClient[Any], services: Services, sender: str, paperless_account: str
 ) -> None:
     sent = await send(client, sender, invoice_metadata(paperless_account, notify=False))
-    fallback = PrintFallback(services.collections.documents, services.sender_events)
+    fallback = PrintFallback(services.document_status, services.sender_events)
     reason = "550 5.1.1 recipient address rejected"
     assert await fallback.require_print(sent["id"], reason, "relay_refused")
 
