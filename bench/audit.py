@@ -118,7 +118,7 @@ async def main() -> None:
     services = Services.build(settings)
     await services.mongo.drop_database(DATABASE)
     await Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        MigrationContext(settings, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     _, key = await services.api_keys.create("bench-audit", ["ingest"])
     ports = {"on": free_port(), "off": free_port()}
@@ -161,7 +161,7 @@ async def main() -> None:
                     if i >= args.warmup:
                         samples[name].append(elapsed)
         await asyncio.sleep(settings.audit.flush_interval_s * 2)  # let the last flush land
-        written = await services.collections.audit.count_documents(
+        written = await services.database.audit.count_documents(
             {"at": {"$gte": started}, "action": "mailbox.listed"}
         )
         day = started.strftime("%Y-%m-%d")

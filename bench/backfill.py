@@ -177,9 +177,9 @@ def slice_lines(manifest: Path, start: int, stop: int) -> Iterator[ManifestLine]
 
 async def prepare_raw_collection(services: Services) -> None:
     """The baseline's collection gets the indexes `documents` has, so inserts cost the same."""
-    raw = services.collections.db[RAW_COLLECTION]
+    raw = services.database.db[RAW_COLLECTION]
     await raw.drop()
-    info = await services.collections.documents.index_information()
+    info = await services.database.documents.index_information()
     models = [
         IndexModel(spec["key"], name=name, unique=bool(spec.get("unique")))
         for name, spec in info.items()
@@ -193,7 +193,7 @@ async def raw_baseline(
     services: Services, root: Path, lines: Iterator[ManifestLine], concurrency: int, run: str
 ) -> tuple[int, int]:
     """Read each file, put it to MinIO, insert the metadata in batches: no checks at all."""
-    collection = services.collections.db[RAW_COLLECTION]
+    collection = services.database.db[RAW_COLLECTION]
     client, bucket = services.blobs.client, services.blobs.bucket
     batch: list[dict[str, Any]] = []
     documents = 0
@@ -271,12 +271,12 @@ async def backfill_all(services: Services, root: Path, concurrency: int, source:
 
 
 async def cleanup(services: Services, raw_run: str, source: str) -> None:
-    await services.collections.db[RAW_COLLECTION].drop()
+    await services.database.db[RAW_COLLECTION].drop()
     keys = [
         doc["blob"]["key"]
-        async for doc in services.collections.documents.find({"source": source}, {"blob.key": 1})
+        async for doc in services.database.documents.find({"source": source}, {"blob.key": 1})
     ]
-    await services.collections.documents.delete_many({"source": source})
+    await services.database.documents.delete_many({"source": source})
 
     def remove_all() -> None:
         client, bucket = services.blobs.client, services.blobs.bucket
@@ -354,7 +354,7 @@ async def main() -> None:
     logging.getLogger("mailbox_service.ingestion.service").setLevel(logging.WARNING)
     services = Services.build(settings)
     await Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        MigrationContext(settings, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     print(
         f"backfill benchmark: {args.count} invoices x {args.size_kib} KiB, concurrency "

@@ -71,9 +71,7 @@ async def migrate(settings: Settings) -> None:
 
 
 def migrator(settings: Settings, services: Services) -> Migrator:
-    return Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
-    )
+    return Migrator(MigrationContext(settings, services.database, services.blobs), migrations_dir())
 
 
 async def restore(target: Settings, restorer: Restorer) -> int:

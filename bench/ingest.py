@@ -155,11 +155,11 @@ async def http_ingest(
 
 async def raw_collection(services: Services) -> tuple[Any, dict[str, Any]]:
     """`bench_raw` with the indexes of `documents`, and a stored ingest document as template."""
-    documents = services.collections.documents
+    documents = services.database.documents
     template = await documents.find_one({"origin": "api"})
     if template is None:
         raise SystemExit("no ingested document to copy the shape of (the warm-up stores some)")
-    collection = services.collections.db["bench_raw"]
+    collection = services.database.db["bench_raw"]
     await collection.drop()
     indexes = [
         IndexModel(
@@ -277,7 +277,7 @@ async def main() -> None:
     settings = load_settings()
     services = Services.build(settings)
     await Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        MigrationContext(settings, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     _, key = await services.api_keys.create("bench", ["ingest"])
     os.environ.pop("MAILBOX_OTEL_ENDPOINT", None)
@@ -353,7 +353,7 @@ async def main() -> None:
             if process is not None:
                 process.terminate()
                 process.wait(timeout=15)
-        await services.collections.db["bench_raw"].drop()
+        await services.database.db["bench_raw"].drop()
         await services.close()
         if os.environ.get("MAILBOX_BENCH_KEEP_STACK") != "1":
             stack.down()

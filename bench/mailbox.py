@@ -184,7 +184,7 @@ class Documents:
 
 async def load(services: Services, docs: Documents, start: int, end: int, probe_docs: int) -> float:
     """insert_many in batches, two in flight; returns seconds."""
-    collection = services.collections.documents
+    collection = services.database.documents
     batch_size = 2000
     started = time.perf_counter()
     last_report = started
@@ -263,7 +263,7 @@ async def deep_cursor(http: httpx.AsyncClient, token: str) -> str:
 async def raw_deep_position(services: Services, account: str) -> Position:
     position = None
     for _ in range(DEEP_STEPS):
-        found = services.collections.documents.find(
+        found = services.database.documents.find(
             list_query([account], ListFilters(), position), LISTED_FIELDS
         )
         page = await found.sort(SORT).limit(PAGE).to_list()
@@ -282,7 +282,7 @@ async def read_figures(
     tokens = [mint_token(settings.auth, f"user-{p}", [p], ttl_s=7200) for p in probes]
     cursors = [await deep_cursor(http, t) for t in tokens]
     positions = [await raw_deep_position(services, p) for p in probes]
-    collection = services.collections.documents
+    collection = services.database.documents
     # Documents in the middle of each probe inbox, for the by-id lookups.
     middle = [p.id for p in positions]
 
@@ -618,7 +618,7 @@ async def main() -> None:
     services = Services.build(settings)
     await services.mongo.drop_database(DATABASE)
     await Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        MigrationContext(settings, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     port = free_port()
     url = f"http://127.0.0.1:{port}"

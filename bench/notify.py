@@ -539,7 +539,7 @@ def remove_blobs(services: Services, ids: list[str]) -> None:
 async def raw_driver_probe(services: Services, ids: list[str]) -> dict[str, Any]:
     """What one lookup and one update by `_id` cost on this server, straight from the driver,
     with the documents the run left behind (and the server's plan for the lookup)."""
-    documents = services.collections.documents
+    documents = services.database.documents
     count = await documents.estimated_document_count()
     sample = ids[:: max(1, len(ids) // 200)][:200]
     started = time.perf_counter()
@@ -550,7 +550,7 @@ async def raw_driver_probe(services: Services, ids: list[str]) -> dict[str, Any]
     for document_id in sample:
         await documents.update_one({"_id": document_id}, {"$set": {"bench_probe": True}})
     update_ms = (time.perf_counter() - started) * 1000 / len(sample)
-    bare = services.collections.db["bench_probe_id_only"]
+    bare = services.database.db["bench_probe_id_only"]
     await bare.delete_many({})
     await bare.insert_many([d async for d in documents.find({"_id": {"$in": sample}})])
     started = time.perf_counter()
@@ -561,9 +561,9 @@ async def raw_driver_probe(services: Services, ids: list[str]) -> dict[str, Any]
     indexes = len([i async for i in await documents.list_indexes()])
     started = time.perf_counter()
     for _ in sample:
-        await services.collections.db.command("ping")
+        await services.database.db.command("ping")
     ping_ms = (time.perf_counter() - started) * 1000 / len(sample)
-    plan = await services.collections.db.command(
+    plan = await services.database.db.command(
         "explain", {"find": "documents", "filter": {"_id": sample[0]}, "limit": 1}
     )
     planner = plan.get("queryPlanner", {})
@@ -616,8 +616,8 @@ async def bench(
         "webhook_endpoints",
         "webhook_deliveries",
     ):
-        await services.collections.db[name].delete_many({})
-    ctx = MigrationContext(settings, services.collections, services.blobs)
+        await services.database.db[name].delete_many({})
+    ctx = MigrationContext(settings, services.database, services.blobs)
     await Migrator(ctx, migrations_dir()).apply_pending()
     await services.blobs.ensure_bucket()  # the migration made it only on the first run
     account = f"bench-{uuid.uuid4().hex[:8]}"
@@ -757,7 +757,7 @@ async def bench(
             await wait_all(drained, queued, args.timeout)
             last = max(min(drained.by_document[i]) for i in queued if i in drained.by_document)
             rate = drained.count(queued) / ((last - drain_start) / 1e9)
-            total = await services.collections.documents.estimated_document_count()
+            total = await services.database.documents.estimated_document_count()
             print(
                 f"  worker alone             {rate:8.1f} emails/s  (draining {args.drain} queued "
                 f"documents, worker start to last email; {total} documents in the collection)"

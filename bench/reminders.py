@@ -83,8 +83,8 @@ def invoice(n: int, due: dt.date, *, read: bool) -> Doc:
 
 async def seed(services: Services, today: dt.date, due: int, eligible: int, outside: int) -> float:
     started = time.perf_counter()
-    documents = services.collections.documents
-    await services.collections.accounts.insert_many(
+    documents = services.database.documents
+    await services.database.accounts.insert_many(
         [{"_id": f"bench-acct-{n}", "paperless": True} for n in range(ACCOUNTS)]
     )
     batch: list[Doc] = []
@@ -117,7 +117,7 @@ async def main() -> None:
     services = Services.build(settings)
     await services.mongo.drop_database(DATABASE)
     await Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        MigrationContext(settings, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     at = utcnow()
     print(
@@ -142,7 +142,7 @@ async def main() -> None:
             + f"  would send {report.would_send:,}  skipped {sum(report.skipped.values()):,}"
             f"  failed {report.failed}"
         )
-    sent = await services.collections.documents.count_documents({"reminder.status": "sent"})
+    sent = await services.database.documents.count_documents({"reminder.status": "sent"})
     assert sent == args.eligible, (sent, args.eligible)
     await services.mongo.drop_database(DATABASE)
     await services.close()

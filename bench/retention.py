@@ -137,7 +137,7 @@ async def seed(services: Services, count: int, accounts: int, probe_docs: int) -
     docs += [document(n, PROBE, now + dt.timedelta(days=3000)) for n in range(probe_docs)]
     await asyncio.to_thread(put_blobs, services, docs)
     for start in range(0, len(docs), 5000):
-        await services.collections.documents.insert_many(docs[start : start + 5000], ordered=False)
+        await services.database.documents.insert_many(docs[start : start + 5000], ordered=False)
     return time.perf_counter() - started
 
 
@@ -213,7 +213,7 @@ async def main() -> None:
     await services.mongo.drop_database(DATABASE)
     await asyncio.to_thread(empty_bucket, services)
     await Migrator(
-        MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+        MigrationContext(settings, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     locking = await services.blobs.object_lock_enabled()
     print(
@@ -228,7 +228,7 @@ async def main() -> None:
     server = start_server(port)
     token = mint_token(settings.auth, "bench-user", [PROBE], ttl_s=7200)
     purge = RetentionPurge(
-        services.collections, services.blobs, services.registry, batch_size=args.batch
+        services.database, services.blobs, services.registry, batch_size=args.batch
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
@@ -251,7 +251,7 @@ async def main() -> None:
         server.terminate()
         server.wait(timeout=20)
 
-    left = await services.collections.documents.count_documents({})
+    left = await services.database.documents.count_documents({})
     blobs_left = await asyncio.to_thread(
         lambda: sum(1 for _ in services.blobs.client.list_objects(BUCKET, recursive=True))
     )

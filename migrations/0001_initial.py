@@ -8,13 +8,13 @@ from mailbox_service.migrate import MigrationContext
 
 
 async def up(ctx: MigrationContext) -> None:
-    db = ctx.collections.db
+    db = ctx.database.db
     existing = set(await db.list_collection_names())
     for name in ("documents", "accounts", "api_keys"):
         if name not in existing:
             await db.create_collection(name)
 
-    await ctx.collections.documents.create_indexes(
+    await ctx.database.documents.create_indexes(
         [
             # Idempotency: one document per sender reference.
             IndexModel(
@@ -26,7 +26,7 @@ async def up(ctx: MigrationContext) -> None:
             IndexModel([("blob.key", ASCENDING)], name="blob_key"),
         ]
     )
-    await ctx.collections.api_keys.create_indexes(
+    await ctx.database.api_keys.create_indexes(
         [IndexModel([("hash", ASCENDING)], unique=True, name="hash_unique")]
     )
     await ctx.blobs.ensure_bucket()

@@ -56,4 +56,4 @@ MAILBOX_INDEXES = [
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.documents.create_indexes(MAILBOX_INDEXES)
+    await ctx.database.documents.create_indexes(MAILBOX_INDEXES)

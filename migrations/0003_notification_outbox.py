@@ -17,7 +17,7 @@ TRANSITION_LOG = "notification_transitions"
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.documents.create_indexes(OUTBOX_INDEXES)
-    await ctx.collections.db[TRANSITION_LOG].create_indexes(
+    await ctx.database.documents.create_indexes(OUTBOX_INDEXES)
+    await ctx.database.db[TRANSITION_LOG].create_indexes(
         [IndexModel([("at", ASCENDING)], name="transition_at")]
     )

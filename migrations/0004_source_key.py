@@ -69,7 +69,7 @@ async def add_source_keys(documents: Any, batch: int = WRITE_BATCH) -> int:
 
 
 async def up(ctx: MigrationContext) -> None:
-    documents = ctx.collections.documents
+    documents = ctx.database.documents
     if OLD_INDEX in await documents.index_information():
         await documents.drop_index(OLD_INDEX)
     await add_source_keys(documents)

@@ -13,6 +13,6 @@ LOG = "notification_transitions"
 
 
 async def up(ctx: MigrationContext) -> None:
-    db = ctx.collections.db
+    db = ctx.database.db
     if LOG in await db.list_collection_names():
         await db.drop_collection(LOG)

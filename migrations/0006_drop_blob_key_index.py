@@ -15,6 +15,6 @@ INDEX = "blob_key"
 
 
 async def up(ctx: MigrationContext) -> None:
-    documents = ctx.collections.documents
+    documents = ctx.database.documents
     if INDEX in await documents.index_information():
         await documents.drop_index(INDEX)

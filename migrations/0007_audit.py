@@ -28,4 +28,4 @@ AUDIT_INDEXES = [
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.audit.create_indexes(AUDIT_INDEXES)
+    await ctx.database.audit.create_indexes(AUDIT_INDEXES)

@@ -21,7 +21,7 @@ log = get_logger(__name__)
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.documents.create_indexes(
+    await ctx.database.documents.create_indexes(
         [IndexModel([("retain_until", ASCENDING)], name="retain_until_purge")]
     )
     blobs = ctx.blobs

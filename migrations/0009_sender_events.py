@@ -20,4 +20,4 @@ SENDER_EVENT_INDEXES = [
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.sender_events.create_indexes(SENDER_EVENT_INDEXES)
+    await ctx.database.sender_events.create_indexes(SENDER_EVENT_INDEXES)

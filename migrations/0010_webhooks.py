@@ -32,5 +32,5 @@ DELIVERY_INDEXES = [
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.webhook_endpoints.create_indexes(ENDPOINT_INDEXES)
-    await ctx.collections.webhook_deliveries.create_indexes(DELIVERY_INDEXES)
+    await ctx.database.webhook_endpoints.create_indexes(ENDPOINT_INDEXES)
+    await ctx.database.webhook_deliveries.create_indexes(DELIVERY_INDEXES)

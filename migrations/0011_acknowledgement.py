@@ -14,4 +14,4 @@ from mailbox_service.storage.document_status import ACKNOWLEDGEMENT_INDEX
 
 
 async def up(ctx: MigrationContext) -> None:
-    await ctx.collections.documents.create_indexes([ACKNOWLEDGEMENT_INDEX])
+    await ctx.database.documents.create_indexes([ACKNOWLEDGEMENT_INDEX])

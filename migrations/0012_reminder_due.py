@@ -37,8 +37,8 @@ REMINDER_INDEX = IndexModel(
 
 
 async def up(ctx: MigrationContext) -> None:
-    documents = ctx.collections.documents
+    documents = ctx.database.documents
     await documents.create_indexes([REMINDER_INDEX])
-    store = ReminderStore(ctx.collections)
+    store = ReminderStore(ctx.database)
     report = await backfill_due(store, load_registry(), utcnow().date())
     log.info("reminders.backfilled", dated=report.dated, past=report.past, invalid=report.invalid)

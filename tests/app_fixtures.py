@@ -146,7 +146,7 @@ def polled(mongo_url: str) -> str:
 @pytest.fixture(scope="session")
 async def services(settings: Settings) -> AsyncIterator[Services]:
     services = Services.build(settings)
-    ctx = MigrationContext(settings, services.collections, services.blobs)
+    ctx = MigrationContext(settings, services.database, services.blobs)
     await Migrator(ctx, migrations_dir()).apply_pending()
     yield services
     await services.close()

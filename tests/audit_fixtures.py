@@ -18,7 +18,7 @@ async def audit_entries(
     flush interval), then return them oldest first (chain order within a day)."""
 
     async def probe() -> list[Doc]:
-        return await services.collections.audit.find(query).sort([("at", 1), ("_id", 1)]).to_list()
+        return await services.database.audit.find(query).sort([("at", 1), ("_id", 1)]).to_list()
 
     return await eventually(
         probe, lambda found: len(found) >= count, within=within, what=f"{count} audit entries"

@@ -247,7 +247,7 @@ async def make_pending(services: Services, document_id: str, channel: str, **sta
         "at": utcnow(),
         **state,
     }
-    await services.collections.documents.update_one(
+    await services.database.documents.update_one(
         {"_id": document_id}, {"$set": {f"notifications.{channel}": fresh}}
     )
 

@@ -19,6 +19,7 @@ from mailbox_service.clock import utcnow
 from mailbox_service.errors import ConfigurationError
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import BlobStore
+from mailbox_service.storage.migration_log import MigrationLog
 from mailbox_service.storage.mongo import Collections
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.py$")
@@ -27,7 +28,7 @@ _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.py$")
 @dataclass(frozen=True)
 class MigrationContext:
     settings: Settings
-    collections: Collections
+    database: Collections
     blobs: BlobStore
 
 
@@ -82,7 +83,7 @@ class Migrator:
         self.directory = directory
 
     async def status(self) -> MigrationStatus:
-        applied = [doc["_id"] async for doc in self.ctx.collections.migrations.find({}).sort("_id")]
+        applied = await MigrationLog(self.ctx.database).applied()
         versions = {a.split("_", 1)[0] for a in applied}
         pending = [m for m in discover(self.directory) if m.version not in versions]
         return MigrationStatus(applied, pending)
@@ -93,9 +94,7 @@ class Migrator:
             up = migration.load()
             started = utcnow()
             await up(self.ctx)
-            await self.ctx.collections.migrations.insert_one(
-                {"_id": migration.id, "started_at": started, "applied_at": utcnow()}
-            )
+            await MigrationLog(self.ctx.database).record(migration.id, started, utcnow())
             done.append(migration.id)
             if on_apply:
                 on_apply(migration)

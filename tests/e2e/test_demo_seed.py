@@ -44,14 +44,14 @@ async def test_seeding_again_stores_nothing_twice(services: Services, demo: Demo
     assert demo.documents == DOCUMENT_COUNT
     again = await seed_demo(services)
     assert (again.created, again.existing) == (0, DOCUMENT_COUNT)
-    stored = await services.collections.documents.count_documents({"source": DEMO_SOURCE})
+    stored = await services.database.documents.count_documents({"source": DEMO_SOURCE})
     assert stored == DOCUMENT_COUNT
 
 
 async def test_seeded_documents_cover_every_type_and_state(
     services: Services, demo: DemoSeed
 ) -> None:
-    docs = await services.collections.documents.find({"source": DEMO_SOURCE}).to_list()
+    docs = await services.database.documents.find({"source": DEMO_SOURCE}).to_list()
     assert {doc["type"] for doc in docs} == {"invoice", "contract_letter", "shipment_document"}
     assert {doc["account_id"] for doc in docs} == set(demo.accounts)
     archived = {doc["source_ref"] for doc in docs if doc["archived_at"] is not None}

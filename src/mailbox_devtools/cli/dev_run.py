@@ -99,7 +99,7 @@ async def _prepare(known_key: str | None) -> str:
     services = Services.build(settings)
     try:
         await Migrator(
-            MigrationContext(settings, services.collections, services.blobs), migrations_dir()
+            MigrationContext(settings, services.database, services.blobs), migrations_dir()
         ).apply_pending(lambda m: click.echo(f"migration applied: {m.id}"))
         seeded = await seed_demo(services)
         click.echo(

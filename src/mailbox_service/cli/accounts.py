@@ -78,7 +78,7 @@ def erase(account_id: str, dry_run: bool, yes: bool) -> None:
     _check(account_id, AccountId, "account_id")
 
     async def body(services: Services) -> None:
-        erasure = Erasure(services.collections, services.registry, services.blobs)
+        erasure = Erasure(services.database, services.registry, services.blobs)
         plan = await erasure.plan(account_id)
         if not plan.account_exists and not plan.delete and not plan.keep:
             raise click.ClickException(f"no account {account_id!r} and no documents of it")

@@ -11,7 +11,7 @@ from mailbox_service.wiring.services import Services
 
 
 def migrator_for(services: Services) -> Migrator:
-    ctx = MigrationContext(services.settings, services.collections, services.blobs)
+    ctx = MigrationContext(services.settings, services.database, services.blobs)
     return Migrator(ctx, migrations_dir())
 
 

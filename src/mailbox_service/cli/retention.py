@@ -57,7 +57,7 @@ def purge(at_text: str | None, dry_run: bool, yes: bool) -> None:
 
     async def body(services: Services) -> None:
         purger = RetentionPurge(
-            services.collections,
+            services.database,
             services.blobs,
             services.registry,
             batch_size=services.settings.retention.batch_size,

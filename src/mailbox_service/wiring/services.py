@@ -46,7 +46,7 @@ class Services:
     settings: Settings
     registry: DocumentTypeRegistry
     mongo: AsyncMongoClient[Doc]
-    collections: Collections
+    database: Collections
     documents: DocumentStore
     accounts: AccountStore
     api_keys: ApiKeyStore
@@ -106,7 +106,7 @@ class Services:
             settings=settings,
             registry=registry,
             mongo=mongo,
-            collections=collections,
+            database=collections,
             documents=documents,
             accounts=accounts,
             api_keys=ApiKeyStore(collections, cache_seconds=settings.auth.api_key_cache_s),

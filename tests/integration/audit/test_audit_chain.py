@@ -58,12 +58,12 @@ async def test_two_services_writing_at_once_keep_one_valid_chain(
     report = await first.audit.chain.verify_day(day)
     assert report.ok, report
     assert report.entries == report.head_seq == 4 * per_writer
-    seqs = [doc["seq"] async for doc in first.collections.audit.find({}, {"seq": 1})]
+    seqs = [doc["seq"] async for doc in first.database.audit.find({}, {"seq": 1})]
     assert sorted(seqs) == list(range(1, 4 * per_writer + 1))
     # Both processes really contended for the head: their batches interleave in the chain.
     writers = [
         doc["actor_id"][0]
-        async for doc in first.collections.audit.find({}, {"actor_id": 1}).sort("_id", 1)
+        async for doc in first.database.audit.find({}, {"actor_id": 1}).sort("_id", 1)
     ]
     switches = sum(1 for x, y in itertools.pairwise(writers) if x != y)
     assert switches >= 2
@@ -80,7 +80,7 @@ async def chained_day(services: Services, n: int) -> str:
 async def test_verify_finds_an_edited_entry(isolated: tuple[Settings, Services]) -> None:
     own, services = isolated
     day = await chained_day(services, 10)
-    audit = services.collections.audit
+    audit = services.database.audit
     await audit.update_one({"seq": 4}, {"$set": {"document_id": "someone-else"}})
     report = await services.audit.chain.verify_day(day)
     assert not report.ok
@@ -104,7 +104,7 @@ async def test_verify_finds_an_entry_edited_with_its_hash_recomputed(
 ) -> None:
     _, services = isolated
     day = await chained_day(services, 10)
-    audit = services.collections.audit
+    audit = services.database.audit
     doc = await audit.find_one({"seq": 6})
     assert doc is not None
     doc["actor"] = OPERATOR
@@ -120,7 +120,7 @@ async def test_verify_finds_deleted_entries_in_the_middle_and_at_the_end(
 ) -> None:
     own, services = isolated
     day = await chained_day(services, 10)
-    audit = services.collections.audit
+    audit = services.database.audit
     await audit.delete_one({"seq": 10})
     report = await services.audit.chain.verify_day(day)
     assert (report.ok, report.seq, report.problem) == (False, 10, "gap: entries 10 missing")
@@ -169,7 +169,7 @@ async def test_verify_of_every_day_finds_a_day_whose_head_was_deleted(
 ) -> None:
     own, services = isolated
     day = await chained_day(services, 5)
-    await services.collections.audit_heads.delete_one({"_id": day})
+    await services.database.audit_heads.delete_one({"_id": day})
     assert await services.audit.chain.days() == [day]
     result = cli("audit", "verify", env={"MAILBOX_MONGO_DATABASE": own.mongo.database}, check=False)
     assert result.returncode == 1

@@ -263,7 +263,7 @@ async def test_support_reads_any_mailbox_and_changes_nothing(
     # Every access is in the audit trail, with the role the agent acted in.
     oidc_client.blocking_portal.call(oidc_client.app.state.services.audit.flush)
     sub = claims["sub"]
-    entries = await services.collections.audit.find({"actor_id": sub}).to_list()
+    entries = await services.database.audit.find({"actor_id": sub}).to_list()
     actions = {(entry["action"], entry["document_id"]) for entry in entries}
     assert ("mailbox.listed", None) in actions
     assert ("document.read", doc) in actions

@@ -83,11 +83,11 @@ def backfill(manifest: Path, *args: str) -> tuple[int, dict[str, Any], str]:
 
 
 async def stored(services: Services, source: str) -> list[Doc]:
-    return await services.collections.documents.find({"source": source}).to_list()
+    return await services.database.documents.find({"source": source}).to_list()
 
 
 async def count_stored(services: Services, source: str) -> int:
-    return int(await services.collections.documents.count_documents({"source": source}))
+    return int(await services.database.documents.count_documents({"source": source}))
 
 
 async def blob_bytes(services: Services, key: str) -> bytes:
@@ -109,7 +109,7 @@ async def orphans_since(services: Services, since: dt.datetime) -> list[str]:
     # A document is created after its blob is written: its created_at is after `since` too.
     owned = {
         doc["blob"]["key"]
-        async for doc in services.collections.documents.find(
+        async for doc in services.database.documents.find(
             {"created_at": {"$gte": since}}, {"blob.key": 1}
         )
     }
@@ -136,9 +136,9 @@ async def new_source(services: Services) -> AsyncIterator[NewSource]:
 
     yield make
     query = {"source": {"$in": made}}
-    async for doc in services.collections.documents.find(query, {"blob.key": 1}):
+    async for doc in services.database.documents.find(query, {"blob.key": 1}):
         await services.blobs.delete(doc["blob"]["key"], bypass_governance=True)
-    await services.collections.documents.delete_many(query)
+    await services.database.documents.delete_many(query)
 
 
 # -- the happy path ---------------------------------------------------------------------------

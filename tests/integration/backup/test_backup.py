@@ -62,7 +62,7 @@ async def source(settings: Settings) -> AsyncIterator[Source]:
     own = with_storage(settings, suffix.replace("-", "_"), suffix)
     services = Services.build(own)
     await Migrator(
-        MigrationContext(own, services.collections, services.blobs), migrations_dir()
+        MigrationContext(own, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     _, key = await services.api_keys.create("backup-test", ["ingest"])
     accounts = [unique("acct"), unique("acct")]
@@ -76,14 +76,14 @@ async def source(settings: Settings) -> AsyncIterator[Source]:
             await ingest(client, key, accounts[0], kind="letter"),
             await ingest(client, key, accounts[1]),
         ]
-        await HoldStore(services.collections).set_document(documents[2], "audit 2026", "test")
+        await HoldStore(services.database).set_document(documents[2], "audit 2026", "test")
         yield Source(own, services, client, key, accounts, documents)
     await services.mongo.drop_database(own.mongo.database)
     await services.close()
 
 
 async def snapshot_of(services: Services, name: str) -> dict[str, Any]:
-    return {doc["_id"]: doc async for doc in services.collections.db[name].find({})}
+    return {doc["_id"]: doc async for doc in services.database.db[name].find({})}
 
 
 async def blob_sha256(services: Services, key: str) -> str:
@@ -174,7 +174,7 @@ async def test_backup_wipe_restore_gives_back_the_same_documents(
             )
             assert held == (doc_id == source.documents[2])
         # Indexes came back with the migrations: the idempotency key is unique again.
-        indexes = await services.collections.documents.index_information()
+        indexes = await services.database.documents.index_information()
         assert indexes["source_key_unique"]["unique"]
 
         async with AsyncTestClient(app=create_app(target), timeout=30) as client:
@@ -191,7 +191,7 @@ async def test_backup_wipe_restore_gives_back_the_same_documents(
 
         entry = None
         for _ in range(50):
-            entry = await services.collections.audit.find_one({"action": "backup.restored"})
+            entry = await services.database.audit.find_one({"action": "backup.restored"})
             if entry:
                 break
             await asyncio.sleep(0.2)
@@ -200,7 +200,7 @@ async def test_backup_wipe_restore_gives_back_the_same_documents(
 
         audit = await run("audit", "verify", env=env_of(target))
         assert " ok " in audit.stdout
-        assert await services.collections.audit.count_documents({"action": "mailbox.listed"}) >= 1
+        assert await services.database.audit.count_documents({"action": "mailbox.listed"}) >= 1
 
         # Into a database that holds data: refused, unless --merge (then all is skipped).
         refused = await run("restore", str(directory), env=env_of(target), check=False)
@@ -210,7 +210,7 @@ async def test_backup_wipe_restore_gives_back_the_same_documents(
         merged = await run("restore", str(directory), "--merge", env=env_of(target))
         assert "documents 0" in merged.stdout
         assert "documents 4" in merged.stdout.split("skipped (already there):")[1]
-        assert await services.collections.documents.count_documents({}) == 4
+        assert await services.database.documents.count_documents({}) == 4
     finally:
         await services.close()
 

@@ -128,7 +128,7 @@ async def test_accounts_set_records_consent_history(services: Services) -> None:
 
 
 async def test_api_key_cache_trusts_a_checked_key_only_for_its_ttl(services: Services) -> None:
-    cached = ApiKeyStore(services.collections, cache_seconds=0.5)
+    cached = ApiKeyStore(services.database, cache_seconds=0.5)
     key, secret = await services.api_keys.create("cached-sender", ["ingest"])
     assert await cached.authenticate(secret) is not None
     await services.api_keys.revoke(key.key_id)

@@ -116,7 +116,7 @@ async def test_bundle_verifies_with_another_library_and_one_changed_byte_breaks_
     )
     assert download.status_code == 200
     assert download.content == pdf
-    await HoldStore(services.collections).set_document(document_id, "court case 4711", "test")
+    await HoldStore(services.database).set_document(document_id, "court case 4711", "test")
 
     answer = await signing_client.get(
         f"/v1/documents/{document_id}/evidence", headers=_bearer(ingest_key)
@@ -183,7 +183,7 @@ async def test_bundle_verifies_with_another_library_and_one_changed_byte_breaks_
 
     # Each bundle issued is in the audit trail, with the key that asked for it.
     entries = await eventually(
-        lambda: services.collections.audit.find(
+        lambda: services.database.audit.find(
             {"action": "evidence.issued", "document_id": document_id}
         ).to_list(),
         lambda found: len(found) == 2,
@@ -268,7 +268,7 @@ async def test_a_document_stored_before_key_ids_says_so(
     paperless_account: str,
 ) -> None:
     document_id = await _post(signing_client, ingest_key, invoice_metadata(paperless_account))
-    await services.collections.documents.update_one(
+    await services.database.documents.update_one(
         {"_id": document_id}, {"$unset": {"ingest_key_id": ""}}
     )
     bundle = (
@@ -295,15 +295,15 @@ async def test_a_purged_document_is_gone_with_when_and_why(
     }
     document_id = await _post(signing_client, ingest_key, metadata)
     expired = utcnow() - dt.timedelta(days=1)
-    await services.collections.documents.update_one(
+    await services.database.documents.update_one(
         {"_id": document_id}, {"$set": {"retain_until": expired}}
     )
-    report = await RetentionPurge(services.collections, services.blobs, services.registry).run(
+    report = await RetentionPurge(services.database, services.blobs, services.registry).run(
         utcnow()
     )
     assert report.purged["shipment_document"] >= 1
     assert await services.documents.record(document_id) is None
-    tombstone = await services.collections.tombstones.find_one({"_id": document_id})
+    tombstone = await services.database.tombstones.find_one({"_id": document_id})
     assert tombstone is not None
 
     gone = await signing_client.get(

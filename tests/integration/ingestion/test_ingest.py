@@ -86,7 +86,7 @@ async def test_identical_replay_answers_200_with_the_same_id(
     assert first.status_code == 201
     assert second.status_code == 200
     assert second.json()["id"] == first.json()["id"]
-    count = await services.collections.documents.count_documents({"source_ref": meta["source_ref"]})
+    count = await services.database.documents.count_documents({"source_ref": meta["source_ref"]})
     assert count == 1
 
 
@@ -117,8 +117,7 @@ async def test_racing_identical_requests_store_one_document(
     assert set(statuses) <= {200, 201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert (
-        await services.collections.documents.count_documents({"source_ref": meta["source_ref"]})
-        == 1
+        await services.database.documents.count_documents({"source_ref": meta["source_ref"]}) == 1
     )
     # The losers removed their blobs again.
     assert await _blob_count(services) == blobs_before + 1

@@ -52,7 +52,7 @@ async def test_batch_cut_short_keeps_blobs_of_stored_documents_only(
 ) -> None:
     service = IngestService(
         services.registry,
-        _FlakyStore(services.collections),
+        _FlakyStore(services.database),
         services.accounts,
         services.blobs,
         services.queue,
@@ -67,7 +67,7 @@ async def test_batch_cut_short_keeps_blobs_of_stored_documents_only(
     assert (len(stored), len(lost)) == (3, 3)
     assert all("connection lost" in str(r) for r in lost)
 
-    documents = [d async for d in services.collections.documents.find({"account_id": account})]
+    documents = [d async for d in services.database.documents.find({"account_id": account})]
     assert len(documents) == 3
     added = await _blob_keys(services) - before
     assert added == {d["blob"]["key"] for d in documents}
@@ -102,5 +102,5 @@ async def test_batch_replays_and_conflicts_like_single_requests(
             look_up_first=look_up_first,
         )
         assert isinstance(outcome[0], Conflict)
-    count = await services.collections.documents.count_documents({"account_id": account})
+    count = await services.database.documents.count_documents({"account_id": account})
     assert count == 3

@@ -36,7 +36,7 @@ async def _keys(services: Services) -> set[str]:
 async def test_failed_metadata_write_removes_the_blob(services: Services, tmp_path: Any) -> None:
     service = IngestService(
         services.registry,
-        _FailingInserts(services.collections),
+        _FailingInserts(services.database),
         services.accounts,
         services.blobs,
         services.queue,

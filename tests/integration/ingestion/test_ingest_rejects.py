@@ -18,7 +18,7 @@ from mailbox_service.wiring.services import Services
 
 
 async def _state(services: Services, source_ref: str) -> tuple[int, int]:
-    docs = await services.collections.documents.count_documents({"source_ref": source_ref})
+    docs = await services.database.documents.count_documents({"source_ref": source_ref})
     blobs = await asyncio.to_thread(
         lambda: sum(
             1 for _ in services.blobs.client.list_objects(services.blobs.bucket, recursive=True)

@@ -51,7 +51,7 @@ async def test_other_accounts_are_403_naming_no_account_state(
         error.pop("request_id", None)
         answers.append(error)
         assert (
-            await services.collections.documents.count_documents({"source_ref": meta["source_ref"]})
+            await services.database.documents.count_documents({"source_ref": meta["source_ref"]})
             == 0
         )
     # Identical answers: existence and consent of the account cannot be told apart.

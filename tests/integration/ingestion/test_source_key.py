@@ -79,7 +79,7 @@ def old_document(source: str, ref: str) -> dict[str, Any]:
 
 
 async def test_the_unique_key_is_one_field(services: Services) -> None:
-    indexes = await services.collections.documents.index_information()
+    indexes = await services.database.documents.index_information()
     assert indexes["source_key_unique"]["unique"] is True
     assert [(k, int(d)) for k, d in indexes["source_key_unique"]["key"]] == [("source_key", 1)]
     assert "source_ref_unique" not in indexes
@@ -114,7 +114,7 @@ async def test_a_second_document_with_the_pair_is_refused(services: Services) ->
 async def test_migration_keys_old_documents_and_swaps_the_indexes(
     scratch: MigrationContext,
 ) -> None:
-    documents = scratch.collections.documents
+    documents = scratch.database.documents
     assert "source_ref_unique" in await documents.index_information()
     olds = [old_document("erp-a", f"r{i}") for i in range(5)] + [old_document("erp-b", "r0")]
     await documents.insert_many(olds)
@@ -131,7 +131,7 @@ async def test_migration_keys_old_documents_and_swaps_the_indexes(
     assert indexes["source_key_unique"]["unique"] is True
     async for doc in documents.find({}):
         assert doc["source_key"] == source_key(doc["source"], doc["source_ref"])
-    store = DocumentStore(scratch.collections)
+    store = DocumentStore(scratch.database)
     found = await store.find_by_source_ref("erp-b", "r0")
     assert found is not None
     assert found.id == olds[-1]["_id"]
@@ -145,7 +145,7 @@ async def test_migration_on_documents_missing_the_key_without_old_index(
     scratch: MigrationContext,
 ) -> None:
     """A crash after step 1 (compound index dropped) and before the key: re-running finishes."""
-    documents = scratch.collections.documents
+    documents = scratch.database.documents
     await documents.drop_index("source_ref_unique")
     await documents.insert_many([old_document("erp-c", "x"), old_document("erp-c", "y")])
     await migration("0004").up(scratch)
@@ -158,7 +158,7 @@ async def test_backfill_refuses_a_database_without_the_key_index(
 ) -> None:
     ingest = IngestService(
         services.registry,
-        DocumentStore(scratch.collections),
+        DocumentStore(scratch.database),
         services.accounts,
         services.blobs,
         services.queue,

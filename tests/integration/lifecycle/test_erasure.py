@@ -32,7 +32,7 @@ async def ingest_shipment(client: AsyncTestClient[Any], key: str, account_id: st
 
 
 async def account_documents(services: Services, account_id: str) -> dict[str, Any]:
-    cursor = services.collections.documents.find({"account_id": account_id})
+    cursor = services.database.documents.find({"account_id": account_id})
     return {doc["_id"]: doc async for doc in cursor}
 
 
@@ -58,7 +58,7 @@ async def test_erase_keeps_exactly_what_the_report_names(
     shipment = await ingest_shipment(client, ingest_key, account)
     # Kept by a hold although nothing else would keep it.
     held_shipment = await ingest_shipment(client, ingest_key, account)
-    await HoldStore(services.collections).set_document(held_shipment, "court case 4711", "test")
+    await HoldStore(services.database).set_document(held_shipment, "court case 4711", "test")
     other_account = unique("acct")
     bystander = await ingest_shipment(client, ingest_key, other_account)
 
@@ -89,21 +89,21 @@ async def test_erase_keeps_exactly_what_the_report_names(
     for document_id in (old_letter, shipment):
         key = before[document_id]["blob"]["key"]
         assert not await services.blobs.exists(key)
-        tombstone = await services.collections.tombstones.find_one({"_id": document_id})
+        tombstone = await services.database.tombstones.find_one({"_id": document_id})
         assert tombstone is not None
         assert tombstone["reason"] == "erased"
     for document_id in kept:
         assert await services.blobs.exists(before[document_id]["blob"]["key"])
-    assert await services.collections.documents.find_one({"_id": bystander}) is not None
+    assert await services.database.documents.find_one({"_id": bystander}) is not None
 
-    record = await services.collections.accounts.find_one({"_id": account})
+    record = await services.database.accounts.find_one({"_id": account})
     assert record is not None
     assert {"email", "locale", "paperless", "consent_history"}.isdisjoint(record)
     assert record["erased_at"] is not None
 
     entry = None
     for _ in range(50):
-        entry = await services.collections.audit.find_one(
+        entry = await services.database.audit.find_one(
             {"action": "account.erased", "account_id": account}
         )
         if entry:
@@ -128,7 +128,7 @@ async def test_an_account_hold_keeps_every_document(
     account = paperless_account
     shipment = await ingest_shipment(client, ingest_key, account)
     invoice = await ingest(client, ingest_key, account)
-    await HoldStore(services.collections).set_account(account, "insolvency file 12", "test")
+    await HoldStore(services.database).set_account(account, "insolvency file 12", "test")
     try:
         done = await asyncio.to_thread(cli, "accounts", "erase", account, "--yes")
         kept = kept_in(done.stdout)
@@ -137,8 +137,8 @@ async def test_an_account_hold_keeps_every_document(
             invoice: "account hold: insolvency file 12",
         }
         assert set(await account_documents(services, account)) == {shipment, invoice}
-        record = await services.collections.accounts.find_one({"_id": account})
+        record = await services.database.accounts.find_one({"_id": account})
         assert record is not None
         assert "email" not in record
     finally:
-        await HoldStore(services.collections).release_account(account)
+        await HoldStore(services.database).release_account(account)

@@ -54,7 +54,7 @@ async def isolated(settings: Settings) -> AsyncIterator[Services]:
     )
     services = Services.build(own)
     await Migrator(
-        MigrationContext(own, services.collections, services.blobs), migrations_dir()
+        MigrationContext(own, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     yield services
     await services.mongo.drop_database(database)
@@ -140,7 +140,7 @@ def iso(moment: dt.datetime) -> str:
 
 async def test_migration_creates_the_bucket_with_object_locking(isolated: Services) -> None:
     assert await isolated.blobs.object_lock_enabled()
-    indexes = await isolated.collections.documents.index_information()
+    indexes = await isolated.database.documents.index_information()
     assert indexes["retain_until_purge"]["key"] == [("retain_until", 1)]
 
 
@@ -236,7 +236,7 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     shipment = await ingest(isolated, account, expires_in=soon, kind="shipment_document")
     # Expired at `at` (11 years on), but its file is locked for ten years of real time.
     current = await ingest(isolated, account)
-    holds = HoldStore(isolated.collections)
+    holds = HoldStore(isolated.database)
     cli("hold", "set", "--document", held["_id"], "--reason", "case 17", env=own_env)
     cli("hold", "set", "--account", held_account, "--reason", "audit 2026", env=own_env)
     listed = cli("hold", "list", env=own_env).stdout
@@ -247,7 +247,7 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     at = iso(at_time)
     await wait_until(max(d["retain_until"] for d in (expired, held, in_held_account, shipment)))
     # `current` and the invoices earlier tests of this module stored, all unheld.
-    locked = await isolated.collections.documents.count_documents(
+    locked = await isolated.database.documents.count_documents(
         {"type": "invoice", "retain_until": {"$gt": utcnow(), "$lte": at_time}, "hold": None}
     )
     assert locked >= 1
@@ -270,16 +270,16 @@ async def test_purge_at_removes_expired_documents_and_keeps_held_ones(
     for gone in (expired, shipment):
         assert await isolated.documents.record(gone["_id"]) is None
         assert versions(isolated, gone["blob"]["key"]) == []
-        tombstone = await isolated.collections.tombstones.find_one({"_id": gone["_id"]})
+        tombstone = await isolated.database.tombstones.find_one({"_id": gone["_id"]})
         assert tombstone is not None
         assert tombstone["reason"] == "retention"
         assert tombstone["sha256"] == gone["blob"]["sha256"]
     for kept in (held, in_held_account, current):
         assert await isolated.documents.record(kept["_id"]) is not None
         assert await isolated.blobs.exists(kept["blob"]["key"])
-        assert await isolated.collections.tombstones.find_one({"_id": kept["_id"]}) is None
+        assert await isolated.database.tombstones.find_one({"_id": kept["_id"]}) is None
     assert await holds.is_held(await isolated.documents.record(held["_id"]) or {})
-    audit = isolated.collections.audit
+    audit = isolated.database.audit
     purged = await audit.find_one({"action": "retention.purged", "details.by": None})
     assert purged is not None
     assert purged["details"]["purged"] == {"invoice": 1, "shipment_document": 1}
@@ -348,7 +348,7 @@ async def test_account_hold_api_and_bad_input(
     assert isolated.blobs.client.is_object_legal_hold_enabled(
         isolated.blobs.bucket, doc["blob"]["key"]
     )
-    assert await HoldStore(isolated.collections).is_held(doc)
+    assert await HoldStore(isolated.database).is_held(doc)
 
     blank = await own_client.post(
         f"/v1/admin/holds/accounts/{account}", json={"reason": "  "}, headers=headers
@@ -385,7 +385,7 @@ async def test_forbidden_for_a_non_admin_key(
 
 
 async def test_daily_run_lease_lets_one_worker_run_per_interval(isolated: Services) -> None:
-    leases = isolated.collections.leases
+    leases = isolated.database.leases
     await leases.delete_many({})
     await leases.insert_one(
         {
@@ -394,8 +394,8 @@ async def test_daily_run_lease_lets_one_worker_run_per_interval(isolated: Servic
             "done_at": dt.datetime.min.replace(tzinfo=dt.UTC),
         }
     )
-    first = PurgeLease(isolated.collections, lease_s=60, interval_s=3600)
-    second = PurgeLease(isolated.collections, lease_s=60, interval_s=3600)
+    first = PurgeLease(isolated.database, lease_s=60, interval_s=3600)
+    second = PurgeLease(isolated.database, lease_s=60, interval_s=3600)
     results = await asyncio.gather(first.claim(), second.claim())
     assert sorted(results) == [False, True]
     winner = first if results[0] else second
@@ -420,7 +420,7 @@ async def test_hold_body_errors_use_the_error_envelope(
 
 async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> None:
     """What the worker's PurgeThread calls every minute: a run when due, then none."""
-    await isolated.collections.leases.delete_many({})
+    await isolated.database.leases.delete_many({})
     doc = await ingest(
         isolated, unique("acct"), expires_in=dt.timedelta(seconds=1), kind="shipment_document"
     )
@@ -434,11 +434,11 @@ async def test_worker_daily_run_purges_once_per_interval(isolated: Services) -> 
     assert report is not None
     assert report.purged["shipment_document"] >= 1
     assert await isolated.documents.record(doc["_id"]) is None
-    lease = await isolated.collections.leases.find_one({"_id": "retention.purge"})
+    lease = await isolated.database.leases.find_one({"_id": "retention.purge"})
     assert lease is not None
     assert lease["done_at"] <= utcnow()
     assert await purge_if_due(daily, isolated.registry) is None
-    entry = await isolated.collections.audit.find_one(
+    entry = await isolated.database.audit.find_one(
         {"action": "retention.purged", "details.by": "worker"}
     )
     assert entry is not None
@@ -449,9 +449,7 @@ async def test_orphan_sweep_leaves_a_locked_orphan_and_carries_on(isolated: Serv
     locked = await ingest(isolated, unique("acct"))
     plain = await ingest(isolated, unique("acct"), kind="shipment_document")
     # Both lose their metadata behind the service's back: only the unlocked file can go.
-    await isolated.collections.documents.delete_many(
-        {"_id": {"$in": [locked["_id"], plain["_id"]]}}
-    )
+    await isolated.database.documents.delete_many({"_id": {"$in": [locked["_id"], plain["_id"]]}})
     report = await sweep_orphans(isolated.blobs, isolated.documents, dt.timedelta(0))
     assert plain["blob"]["key"] in report.removed
     assert locked["blob"]["key"] not in report.removed

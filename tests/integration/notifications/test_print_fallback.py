@@ -48,7 +48,7 @@ def auth(key: str) -> dict[str, str]:
 
 
 async def events_of(services: Services, document_id: str) -> list[Doc]:
-    found = services.collections.sender_events.find({"document_id": document_id}).sort("_id", 1)
+    found = services.database.sender_events.find({"document_id": document_id}).sort("_id", 1)
     return await found.to_list()
 
 

@@ -69,7 +69,7 @@ async def isolated(settings: Settings) -> AsyncIterator[Services]:
     )
     services = Services.build(own)
     await Migrator(
-        MigrationContext(own, services.collections, services.blobs), migrations_dir()
+        MigrationContext(own, services.database, services.blobs), migrations_dir()
     ).apply_pending()
     yield services
     await services.mongo.drop_database(database)
@@ -221,7 +221,7 @@ async def test_a_reminder_run_twice_sends_one_email(
     assert state["due_at"] == due_at(due)
     assert "claim" not in state
     assert "lease_until" not in state
-    entry = await isolated.collections.audit.find_one(
+    entry = await isolated.database.audit.find_one(
         {
             "action": "reminders.sent",
             "details.by": "cli",
@@ -470,7 +470,7 @@ async def test_a_crashed_pass_claim_is_taken_over_after_its_lease(
     due = far_due_date()
     document_id = await invoices.invoice(due)
     # A pass claimed it and died before sending: its lease is still live, then expired.
-    await isolated.collections.documents.update_one(
+    await isolated.database.documents.update_one(
         {"_id": document_id},
         {
             "$set": {
@@ -486,7 +486,7 @@ async def test_a_crashed_pass_claim_is_taken_over_after_its_lease(
     at = morning(due - dt.timedelta(days=1))
     held = await one_pass(isolated, at)
     assert (held.sent, held.not_claimed) == (0, 1)
-    await isolated.collections.documents.update_one(
+    await isolated.database.documents.update_one(
         {"_id": document_id}, {"$set": {"reminder.lease_until": utcnow() - dt.timedelta(seconds=1)}}
     )
     taken = await one_pass(isolated, at)
@@ -502,7 +502,7 @@ async def test_worker_runs_the_pass_once_per_interval(
     """What the worker's SenderPassesThread does every minute: run when due, then not."""
     due = utcnow().date() + dt.timedelta(days=2)  # the worker's pass runs as of now
     document_id = await invoices.invoice(due)
-    await isolated.collections.leases.delete_many({})
+    await isolated.database.leases.delete_many({})
     hourly = msgspec.structs.replace(
         isolated.settings,
         reminder=msgspec.structs.replace(isolated.settings.reminder, interval_s=3600),
@@ -515,10 +515,10 @@ async def test_worker_runs_the_pass_once_per_interval(
     # Another worker (or this one a minute later) finds nothing due.
     other = SenderPasses(hourly, isolated.registry, isolated.broker)
     assert await other.run_due() == []
-    lease = await isolated.collections.leases.find_one({"_id": "senders.reminders"})
+    lease = await isolated.database.leases.find_one({"_id": "senders.reminders"})
     assert lease is not None
     assert lease["done_at"] <= utcnow()
-    entry = await isolated.collections.audit.find_one(
+    entry = await isolated.database.audit.find_one(
         {"action": "reminders.sent", "details.by": "worker"}
     )
     assert entry is not None
@@ -537,7 +537,7 @@ async def test_the_worker_process_sends_due_reminders(
 ) -> None:
     due = utcnow().date() + dt.timedelta(days=1)
     document_id = await invoices.invoice(due)
-    await isolated.collections.leases.delete_many({})
+    await isolated.database.leases.delete_many({})
     maildir = Maildir()
     worker = WorkerProcess(
         tmp_path, extra_env={**own_env, "MAILBOX_REMINDER_INTERVAL_S": "3600"}
@@ -558,7 +558,7 @@ async def test_pages_read_the_partial_due_index(invoices: Invoices, isolated: Se
     due = far_due_date()
     for _ in range(3):
         await invoices.invoice(due)
-    explained = await isolated.collections.db.command(
+    explained = await isolated.database.db.command(
         "explain",
         {
             "find": "documents",
@@ -585,7 +585,7 @@ async def test_backfill_dates_old_documents_due_from_today(
     old_future = await invoices.invoice(future, notify=False)
     old_past = await invoices.invoice(past, notify=False)
     # As stored before reminders existed: no `reminder` field at all.
-    await isolated.collections.documents.update_many(
+    await isolated.database.documents.update_many(
         {"_id": {"$in": [old_future, old_past]}}, {"$unset": {"reminder": ""}}
     )
     output = cli("reminders", "backfill", env=own_env).stdout

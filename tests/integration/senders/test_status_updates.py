@@ -47,7 +47,7 @@ async def patch(client: AsyncTestClient[Any], key: str, document_id: str, body: 
 
 
 async def status_events(services: Services, document_id: str) -> list[dict[str, Any]]:
-    found = services.collections.sender_events.find(
+    found = services.database.sender_events.find(
         {"document_id": document_id, "type": "document.status_changed"}
     )
     return await found.sort("_id", 1).to_list()

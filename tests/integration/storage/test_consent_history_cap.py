@@ -21,7 +21,7 @@ async def test_toggling_consent_keeps_only_the_newest_changes(
     for n in range(toggles):
         response = await client.put(url, json={"paperless": n % 2 == 0}, headers=token)
         assert response.status_code == 200, response.text
-    stored = await services.collections.accounts.find_one({"_id": account})
+    stored = await services.database.accounts.find_one({"_id": account})
     assert stored is not None
     history = stored["consent_history"]
     assert len(history) == CONSENT_HISTORY_KEPT

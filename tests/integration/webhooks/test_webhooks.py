@@ -94,7 +94,7 @@ async def received(receiver: Receiver, count: int, within: float = 30) -> list[A
 
 
 async def delivery(services: Services, delivery_id: str) -> dict[str, Any]:
-    found = await services.collections.webhook_deliveries.find_one({"_id": delivery_id})
+    found = await services.database.webhook_deliveries.find_one({"_id": delivery_id})
     assert found is not None, delivery_id
     return found
 
@@ -235,7 +235,7 @@ async def test_a_receiver_that_was_down_gets_every_event_with_unchanged_ids(
             document, "document.status_changed", {"status": "paid"}
         ),
     ]
-    ids_of = services.collections.webhook_deliveries
+    ids_of = services.database.webhook_deliveries
 
     async def failing() -> list[dict[str, Any]]:
         return await ids_of.find({"endpoint_id": endpoint["id"]}).to_list()
@@ -294,7 +294,7 @@ async def test_410_disables_the_endpoint(
         got = await received(receiver, 1)
 
         async def state() -> dict[str, Any] | None:
-            return await services.collections.webhook_endpoints.find_one({"_id": endpoint["id"]})
+            return await services.database.webhook_endpoints.find_one({"_id": endpoint["id"]})
 
         disabled = await eventually(state, lambda e: e is not None and e["state"] == "disabled")
         assert disabled is not None
@@ -328,18 +328,18 @@ async def test_a_lost_dispatch_is_swept_up(
         event = new_event(document, "document.read")
         stamp = int(time.time() - 10).to_bytes(4, "big")
         event["_id"] = ObjectId(stamp + secrets.token_bytes(8))
-        await services.collections.sender_events.insert_one(event)
+        await services.database.sender_events.insert_one(event)
         got = await received(receiver, 1, within=20)
         verify_signature(endpoint["secret"], got[0])
         assert got[0].json()["id"] == f"evt_{event['_id']}"
-        stored = await services.collections.sender_events.find_one({"_id": event["_id"]})
+        stored = await services.database.sender_events.find_one({"_id": event["_id"]})
         assert stored is not None
         assert stored["dispatched"] is True
         # Dispatched once more (the sweep and a slow job both had it): nothing is sent again.
         assert enqueue_dispatch(services.broker, f"evt_{event['_id']}")
         await asyncio.sleep(2)
         assert len(receiver.received) == 1
-        count = await services.collections.webhook_deliveries.count_documents(
+        count = await services.database.webhook_deliveries.count_documents(
             {"event_id": f"evt_{event['_id']}"}
         )
         assert count == 1
@@ -386,7 +386,7 @@ async def test_operators_see_failed_deliveries_and_resend_them_with_the_cli(
         await services.sender_events.record(document, "document.read")
 
         async def failed() -> list[dict[str, Any]]:
-            return await services.collections.webhook_deliveries.find(
+            return await services.database.webhook_deliveries.find(
                 {"endpoint_id": endpoint_id, "status": "failed"}
             ).to_list()
 
@@ -437,9 +437,7 @@ async def test_operators_see_failed_deliveries_and_resend_them_with_the_cli(
         revoked = cli("webhooks", "revoke", endpoint_id)
         assert "disabled (revoked by operator)" in revoked.stdout
         # Every step above ran in a CLI process, which writes its audit entries before it exits.
-        audit = await services.collections.audit.find(
-            {"details.endpoint_id": endpoint_id}
-        ).to_list()
+        audit = await services.database.audit.find({"details.endpoint_id": endpoint_id}).to_list()
         actions = {entry["action"] for entry in audit}
         assert {"webhook.created", "webhook.tested", "webhook.resent", "webhook.revoked"} <= actions
     finally:
