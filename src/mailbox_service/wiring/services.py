@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from dramatiq.brokers.redis import RedisBroker
 from pymongo import AsyncMongoClient
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mailbox_service.audit import AuditChain, AuditTrail, IntrusionAlerts
 from mailbox_service.auth.tokens import TokenVerifier
@@ -100,7 +103,14 @@ class Services:
         event_store = SenderEventStore(collections)
         sender_events = EventLog(event_store, broker)
         redis = aioredis.Redis.from_url(
-            settings.redis.url, socket_connect_timeout=2, socket_timeout=5
+            settings.redis.url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            # A pooled connection outlives a Redis restart; the first command on it meets a
+            # closed socket. from_url gives connections no retry, so one retry on a fresh
+            # connection is asked for here.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError],
         )
         return cls(
             settings=settings,
