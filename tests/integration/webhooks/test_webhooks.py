@@ -269,8 +269,18 @@ async def test_a_receiver_that_was_down_gets_every_event_with_unchanged_ids(
         assert {r.json()["id"] for r in got} == set(recorded)
         for request in got:
             verify_signature(endpoint["secret"], request)
-        for delivery_id in ids_while_down:
-            stored = await delivery(services, delivery_id)
+
+        # The courier records each outcome after the receiver has answered: wait for the records.
+        async def recorded_outcomes() -> list[dict[str, Any]]:
+            return [await delivery(services, delivery_id) for delivery_id in ids_while_down]
+
+        stored_all = await eventually(
+            recorded_outcomes,
+            lambda found: all(d["status"] != "sending" for d in found),
+            within=15,
+            what="the three outcomes recorded",
+        )
+        for stored in stored_all:
             assert stored["status"] == "delivered"
             assert stored["attempts"] >= 4
             assert stored["log"][-1]["status_code"] == 204
