@@ -81,9 +81,10 @@ class Migrator:
     def __init__(self, ctx: MigrationContext, directory: Path) -> None:
         self.ctx = ctx
         self.directory = directory
+        self.log = MigrationLog(ctx.database)
 
     async def status(self) -> MigrationStatus:
-        applied = await MigrationLog(self.ctx.database).applied()
+        applied = await self.log.applied()
         versions = {a.split("_", 1)[0] for a in applied}
         pending = [m for m in discover(self.directory) if m.version not in versions]
         return MigrationStatus(applied, pending)
@@ -94,7 +95,7 @@ class Migrator:
             up = migration.load()
             started = utcnow()
             await up(self.ctx)
-            await MigrationLog(self.ctx.database).record(migration.id, started, utcnow())
+            await self.log.record(migration.id, started, utcnow())
             done.append(migration.id)
             if on_apply:
                 on_apply(migration)
