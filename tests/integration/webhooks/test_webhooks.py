@@ -342,7 +342,12 @@ async def test_a_lost_dispatch_is_swept_up(
         got = await received(receiver, 1, within=20)
         verify_signature(endpoint["secret"], got[0])
         assert got[0].json()["id"] == f"evt_{event['_id']}"
-        stored = await services.database.sender_events.find_one({"_id": event["_id"]})
+
+        # The courier marks the event after the receiver has answered: wait for the mark.
+        async def marked() -> dict[str, Any] | None:
+            return await services.database.sender_events.find_one({"_id": event["_id"]})
+
+        stored = await eventually(marked, lambda e: e is not None and e["dispatched"] is True)
         assert stored is not None
         assert stored["dispatched"] is True
         # Dispatched once more (the sweep and a slow job both had it): nothing is sent again.
