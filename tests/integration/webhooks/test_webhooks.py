@@ -192,8 +192,22 @@ async def test_events_reach_only_their_own_sources_endpoints_signed(
         assert (only_b["id"], only_b["data"]["document_id"]) == (read_b, str(doc_b["_id"]))
 
         # The webhook-id is the stored delivery, now delivered, one per (event, endpoint).
-        for request in (*got_a, *got_b):
-            stored = await delivery(services, request.webhook_id)
+        # The dispatch job stores each delivery with its outcome only after the receiver has
+        # answered (its first attempt comes before the insert): wait for the records.
+        async def stored_deliveries() -> list[dict[str, Any] | None]:
+            return [
+                await services.database.webhook_deliveries.find_one({"_id": request.webhook_id})
+                for request in (*got_a, *got_b)
+            ]
+
+        recorded = await eventually(
+            stored_deliveries,
+            lambda found: all(d is not None and d["status"] != "sending" for d in found),
+            within=15,
+            what="every delivery stored with its outcome",
+        )
+        for stored in recorded:
+            assert stored is not None
             assert stored["status"] == "delivered"
             assert stored["endpoint_id"] in (a["id"], b["id"])
             assert stored["log"][-1]["status_code"] == 204
@@ -309,7 +323,19 @@ async def test_410_disables_the_endpoint(
         disabled = await eventually(state, lambda e: e is not None and e["state"] == "disabled")
         assert disabled is not None
         assert "410" in disabled["disabled_reason"]
-        gone = await delivery(services, got[0].webhook_id)
+
+        # The courier disables the endpoint during the attempt, and stores the delivery with
+        # its outcome only after that: wait for the delivery record.
+        async def stored_delivery() -> dict[str, Any] | None:
+            return await services.database.webhook_deliveries.find_one({"_id": got[0].webhook_id})
+
+        gone = await eventually(
+            stored_delivery,
+            lambda d: d is not None and d["status"] != "sending",
+            within=15,
+            what="the 410 delivery stored with its outcome",
+        )
+        assert gone is not None
         assert (gone["status"], gone["last_status_code"], gone["attempts"]) == ("failed", 410, 1)
 
         # A disabled endpoint gets nothing more.
