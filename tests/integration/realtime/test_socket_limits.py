@@ -19,8 +19,10 @@ import socketio
 
 from app_fixtures import LiveServer, start_live_server, stop_process, unique
 from mailbox_fixtures import portal_token
+from mailbox_service.ratelimit.sessions import user_key
 from mailbox_service.settings import Settings
 from mailbox_service.wiring.services import Services
+from notify_fixtures import eventually
 
 PER_ADDRESS = 3
 PER_USER = 2
@@ -140,7 +142,10 @@ async def test_an_authenticated_session_outlives_the_auth_timeout(
 
 
 async def test_sessions_per_user_are_capped_across_nodes(
-    nodes: tuple[LiveServer, LiveServer], settings: Settings, clients: list[PortalClient]
+    nodes: tuple[LiveServer, LiveServer],
+    settings: Settings,
+    services: Services,
+    clients: list[PortalClient],
 ) -> None:
     sub = unique("user")
     token = portal_token(settings, unique("acct"), sub=sub)
@@ -156,9 +161,16 @@ async def test_sessions_per_user_are_capped_across_nodes(
     other = await portal_client(clients)
     other_token = portal_token(settings, unique("acct"), sub=unique("user"))
     await other.connect(nodes[0].url, other_token, an_address())
-    # ...and a closed session frees its place.
+    # ...and a closed session frees its place. The client's disconnect() returns once it has
+    # said goodbye; the node gives the place back when it handles that, a moment later.
     await first.client.disconnect()
-    await asyncio.sleep(0.3)
+
+    async def places_taken() -> int:
+        return int(await services.redis.zcard(user_key(sub)))
+
+    await eventually(
+        places_taken, lambda n: n < PER_USER, within=10, what="the closed session's place freed"
+    )
     fourth = await portal_client(clients)
     await fourth.connect(nodes[1].url, token, an_address())
     assert fourth.client.connected
