@@ -29,6 +29,7 @@ from mailbox_service.paths import migrations_dir
 from mailbox_service.settings import Settings
 from mailbox_service.storage.holds import HoldStore
 from mailbox_service.wiring.services import Services
+from notify_fixtures import eventually
 
 
 def with_storage(settings: Settings, database: str, bucket: str) -> Settings:
@@ -106,7 +107,13 @@ async def test_backup_wipe_restore_gives_back_the_same_documents(
         "/v1/mailbox/documents", headers=bearer(portal_token(source.settings, *source.accounts))
     )
     assert listed.status_code == 200
-    await asyncio.sleep(1.5)  # the audit trail writes within its 1 s flush interval
+
+    # The app's audit trail writes its buffer every second, off the request: wait for the
+    # entry (and with it everything recorded before it) to be in the database.
+    async def listed_entries() -> int:
+        return await source.services.database.audit.count_documents({"action": "mailbox.listed"})
+
+    await eventually(listed_entries, lambda n: n >= 1, within=15, what="the portal read audited")
     first = await run("backup", str(directory), env=env_of(source.settings))
     assert "documents 3" in first.stdout
     assert "3 new" in first.stdout
