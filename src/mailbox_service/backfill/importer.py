@@ -10,7 +10,9 @@ so both doors behave alike; batching only saves round trips.
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +74,72 @@ class _Ready:
     file: IncomingFile
 
 
+@dataclass
+class _Parsed:
+    """A line whose metadata parsed; its file is still to be read."""
+
+    index: int
+    line: ManifestLine
+    metadata: DocumentMetadata
+    relative: object
+
+
+class _Reading:
+    """Files of parsed lines, read by a few threads each reading many files in turn.
+
+    A thread per file costs more than reading a cached 30 KiB file (measured: 1,900 files/s
+    as one thread hop each against 7,700/s as two threads reading 32 each), so each reader
+    takes the next line until none is left or the group holds `GROUP_BYTES`; with every
+    reader holding at most one more file, the group stays under GROUP_BYTES plus one
+    file per reader.
+    """
+
+    def __init__(self, parsed: list[_Parsed], base_dir: Path, max_bytes: int) -> None:
+        self.pending = collections.deque(parsed)
+        self.base_dir = base_dir
+        self.max_bytes = max_bytes
+        self.group: list[_Ready] = []
+        self.refused: list[tuple[int, LineResult]] = []
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+    def read_some(self) -> None:
+        """Blocking (run in a thread): read lines until none is left or the group is full."""
+        while True:
+            with self._lock:
+                if self.bytes >= GROUP_BYTES or not self.pending:
+                    return
+                item = self.pending.popleft()
+            outcome = self._read(item)
+            with self._lock:
+                if isinstance(outcome, _Ready):
+                    self.group.append(outcome)
+                    self.bytes += outcome.file.size
+                else:
+                    self.refused.append((item.index, outcome))
+
+    def take_group(self) -> list[_Ready]:
+        with self._lock:
+            group, self.group, self.bytes = self.group, [], 0
+        return group
+
+    def _read(self, item: _Parsed) -> _Ready | LineResult:
+        line, relative = item.line, item.relative
+        try:
+            file = _open_file(self.base_dir, relative, self.max_bytes)
+        except FileRefused as exc:
+            return _failed(line, "bad_file", f"file: {exc}", FILE_FIELD)
+        except OSError as exc:
+            return _failed(line, "bad_file", f"file: cannot read {relative}: {exc}", FILE_FIELD)
+        except MailboxError as exc:  # too large
+            return _failed(line, _code_of(exc), exc.message, exc.field)
+        return _Ready(item.index, line, item.metadata, file)
+
+
 class BatchImporter:
     """Turns a batch of manifest lines into one `LineResult` each, through the ingest service.
 
-    Files are read in parallel (at most `concurrency` at once), then the batch goes to
+    Files are read by at most `concurrency` threads at once, then the batch goes to
     `IngestService.accept_many` (or `check` per line in a dry run). Lines whose backing
     service failed are retried with backoff; everything else is final.
     """
@@ -95,35 +159,32 @@ class BatchImporter:
 
     async def __call__(self, lines: list[ManifestLine]) -> list[LineResult]:
         results: dict[int, LineResult] = {}
-        group: list[_Ready] = []
-        window = self.options.concurrency
+        parsed: list[_Parsed] = []
+        for index, line in enumerate(lines):
+            outcome = self._parse(index, line)
+            if isinstance(outcome, LineResult):
+                results[index] = outcome
+            else:
+                parsed.append(outcome)
+        reading = _Reading(parsed, self.options.base_dir, self.options.max_bytes)
+        readers = min(self.options.concurrency, len(parsed))
         try:
-            # Read `concurrency` files at a time; hand what was read to the service whenever
-            # it reaches GROUP_BYTES, so large files never pile up a whole batch on disk.
-            for start in range(0, len(lines), window):
+            # Hand what was read to the service whenever it reaches GROUP_BYTES, so large
+            # files never pile up a whole batch on disk.
+            while reading.pending:
                 async with anyio.create_task_group() as tg:
-                    for index in range(start, min(start + window, len(lines))):
-                        tg.start_soon(self._prepare_into, index, lines[index], results, group)
-                if sum(item.file.size for item in group) >= GROUP_BYTES:
-                    await self._settle(group, results)
-            await self._settle(group, results)
+                    for _ in range(readers):
+                        tg.start_soon(self._read_into, reading)
+                results.update(reading.refused)
+                reading.refused.clear()
+                await self._settle(reading.take_group(), results)
         finally:
-            for item in group:
+            for item in reading.take_group():
                 item.file.close()
         return [results[index] for index in range(len(lines))]
 
-    async def _prepare_into(
-        self,
-        index: int,
-        line: ManifestLine,
-        results: dict[int, LineResult],
-        group: list[_Ready],
-    ) -> None:
-        outcome = await self._prepare(index, line)
-        if isinstance(outcome, LineResult):
-            results[index] = outcome
-        else:
-            group.append(outcome)
+    async def _read_into(self, reading: _Reading) -> None:
+        await anyio.to_thread.run_sync(reading.read_some, limiter=self.reads)
 
     async def _settle(self, group: list[_Ready], results: dict[int, LineResult]) -> None:
         """Check or import the lines read so far, then let go of their files."""
@@ -138,9 +199,8 @@ class BatchImporter:
         finally:
             for item in group:
                 item.file.close()
-            group.clear()
 
-    async def _prepare(self, index: int, line: ManifestLine) -> _Ready | LineResult:
+    def _parse(self, index: int, line: ManifestLine) -> _Parsed | LineResult:
         if self.resume is not None and self.resume.covers(line):
             return LineResult(line, "skipped", from_checkpoint=True)
         if line.document is None:
@@ -153,18 +213,7 @@ class BatchImporter:
             metadata = convert_metadata(document)
         except MailboxError as exc:
             return _failed(line, _code_of(exc), exc.message, exc.field)
-        try:
-            async with self.reads:
-                file = await anyio.to_thread.run_sync(
-                    _open_file, self.options.base_dir, relative, self.options.max_bytes
-                )
-        except FileRefused as exc:
-            return _failed(line, "bad_file", f"file: {exc}", FILE_FIELD)
-        except OSError as exc:
-            return _failed(line, "bad_file", f"file: cannot read {relative}: {exc}", FILE_FIELD)
-        except MailboxError as exc:  # too large
-            return _failed(line, _code_of(exc), exc.message, exc.field)
-        return _Ready(index, line, metadata, file)
+        return _Parsed(index, line, metadata, relative)
 
     def _check(self, ready: list[_Ready], results: dict[int, LineResult]) -> None:
         for item in ready:
