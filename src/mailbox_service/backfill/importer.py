@@ -14,16 +14,15 @@ import collections
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio.to_thread
 
 from mailbox_service.backfill.checkpoint import Resume
 from mailbox_service.backfill.manifest import (
     FILE_FIELD,
+    ArchiveFiles,
     FileRefused,
     ManifestLine,
-    resolve_file,
     type_textual_attributes,
 )
 from mailbox_service.backfill.options import BackfillOptions
@@ -58,9 +57,9 @@ def _failed(
     return LineResult(line, "failed", size, LineError(code, reason, field))
 
 
-def _open_file(base_dir: Path, relative: object, max_bytes: int) -> IncomingFile:
+def _open_file(files: ArchiveFiles, relative: object, max_bytes: int) -> IncomingFile:
     """Blocking (run in a thread): find the line's file and read it like an upload."""
-    path = resolve_file(base_dir, relative)
+    path = files.resolve(relative)
     return receive_path(path, max_bytes, path.name)
 
 
@@ -94,9 +93,9 @@ class _Reading:
     file per reader.
     """
 
-    def __init__(self, parsed: list[_Parsed], base_dir: Path, max_bytes: int) -> None:
+    def __init__(self, parsed: list[_Parsed], files: ArchiveFiles, max_bytes: int) -> None:
         self.pending = collections.deque(parsed)
-        self.base_dir = base_dir
+        self.files = files
         self.max_bytes = max_bytes
         self.group: list[_Ready] = []
         self.refused: list[tuple[int, LineResult]] = []
@@ -126,7 +125,7 @@ class _Reading:
     def _read(self, item: _Parsed) -> _Ready | LineResult:
         line, relative = item.line, item.relative
         try:
-            file = _open_file(self.base_dir, relative, self.max_bytes)
+            file = _open_file(self.files, relative, self.max_bytes)
         except FileRefused as exc:
             return _failed(line, "bad_file", f"file: {exc}", FILE_FIELD)
         except OSError as exc:
@@ -150,6 +149,7 @@ class BatchImporter:
         self.ingest = ingest
         self.options = options
         self.resume = resume
+        self.files = ArchiveFiles(options.base_dir)
         self.uploads = anyio.CapacityLimiter(options.concurrency)
         self.reads = anyio.CapacityLimiter(options.concurrency)
         # Look references up before uploading while replays are being met (a rerun or the
@@ -166,7 +166,7 @@ class BatchImporter:
                 results[index] = outcome
             else:
                 parsed.append(outcome)
-        reading = _Reading(parsed, self.options.base_dir, self.options.max_bytes)
+        reading = _Reading(parsed, self.files, self.options.max_bytes)
         readers = min(self.options.concurrency, len(parsed))
         try:
             # Hand what was read to the service whenever it reaches GROUP_BYTES, so large

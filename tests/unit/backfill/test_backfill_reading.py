@@ -10,7 +10,7 @@ import pytest
 from app_fixtures import invoice_metadata, sample_pdf
 from mailbox_service.backfill import importer
 from mailbox_service.backfill.importer import _Parsed, _Reading, _Ready
-from mailbox_service.backfill.manifest import ManifestLine
+from mailbox_service.backfill.manifest import ArchiveFiles, ManifestLine
 from mailbox_service.ingestion.schemas import convert_metadata
 
 PDF = sample_pdf(padding=10_000)
@@ -31,7 +31,9 @@ def write_files(base: Path, count: int) -> list[str]:
 
 
 def test_every_file_is_read_once_by_several_threads(tmp_path: Path) -> None:
-    reading = _Reading(parsed_lines(tmp_path, write_files(tmp_path, 40)), tmp_path, 10**7)
+    reading = _Reading(
+        parsed_lines(tmp_path, write_files(tmp_path, 40)), ArchiveFiles(tmp_path), 10**7
+    )
     threads = [threading.Thread(target=reading.read_some) for _ in range(4)]
     for thread in threads:
         thread.start()
@@ -54,7 +56,9 @@ def test_a_group_stops_growing_at_the_byte_bound(
 ) -> None:
     # Three files fill a group: a reader stops there and the rest waits for the next group.
     monkeypatch.setattr(importer, "GROUP_BYTES", 3 * len(PDF))
-    reading = _Reading(parsed_lines(tmp_path, write_files(tmp_path, 8)), tmp_path, 10**7)
+    reading = _Reading(
+        parsed_lines(tmp_path, write_files(tmp_path, 8)), ArchiveFiles(tmp_path), 10**7
+    )
     sizes = []
     while reading.pending:
         reading.read_some()
@@ -68,7 +72,7 @@ def test_unreadable_files_fail_their_own_line_only(tmp_path: Path) -> None:
     names = write_files(tmp_path, 2)
     (tmp_path / "big.pdf").write_bytes(PDF * 3)
     lines = parsed_lines(tmp_path, [names[0], "missing.pdf", "../outside.pdf", "big.pdf", names[1]])
-    reading = _Reading(lines, tmp_path, 2 * len(PDF))
+    reading = _Reading(lines, ArchiveFiles(tmp_path.resolve()), 2 * len(PDF))
     reading.read_some()
     group = reading.take_group()
     try:

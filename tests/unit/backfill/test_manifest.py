@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from mailbox_service.backfill.manifest import (
+    ArchiveFiles,
     FileRefused,
     ManifestError,
     count_records,
@@ -256,3 +257,38 @@ def test_a_symlink_may_not_lead_out_of_the_base_directory(base: Path) -> None:
     with pytest.raises(FileRefused, match="leads outside the base directory"):
         resolve_file(base, "files/link.pdf")
     assert resolve_file(base, "files/inside.pdf") == base / "files" / "a.pdf"
+
+
+def test_a_directory_link_may_not_lead_out_of_the_base_directory(base: Path) -> None:
+    outside = base.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "b.pdf").write_bytes(b"%PDF-1.4")
+    os.symlink(outside, base / "out")
+    os.symlink(base / "files", base / "alias")
+    files = ArchiveFiles(base)
+    for _ in range(2):  # the second time from the resolved-directory cache
+        with pytest.raises(FileRefused, match="leads outside the base directory"):
+            files.resolve("out/b.pdf")
+        assert files.resolve("alias/a.pdf") == base / "files" / "a.pdf"
+        assert files.resolve("files/a.pdf") == base / "files" / "a.pdf"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nowhere/a.pdf", "no such file: nowhere/a.pdf"),
+        ("files/a.pdf/b.pdf", "no such file: files/a.pdf/b.pdf"),
+        ("files/dangling.pdf", "no such file: files/dangling.pdf"),
+        (".", "not a regular file"),
+        ("files/", "not a regular file"),
+    ],
+)
+def test_missing_paths_and_dangling_links_are_refused(base: Path, value: str, message: str) -> None:
+    os.symlink(base / "files" / "gone.pdf", base / "files" / "dangling.pdf")
+    files = ArchiveFiles(base)
+    with pytest.raises(FileRefused, match=message):
+        files.resolve(value)
+    # A refusal is not remembered as a directory: the file appears, then it is found.
+    (base / "nowhere").mkdir()
+    (base / "nowhere" / "a.pdf").write_bytes(b"%PDF-1.4")
+    assert files.resolve("nowhere/a.pdf") == base / "nowhere" / "a.pdf"
