@@ -18,7 +18,7 @@ class BackfillOptions:
     """Largest accepted file (the same limit as an upload)."""
     source: str = "backfill"
     concurrency: int = 8
-    """Files read and uploaded at once."""
+    """Files uploaded at once; files are read by one thread per core, at most this many."""
     batch_size: int | None = None
     """Lines per `accept_many` call (one lookup, one insert); default min(64, 8 x concurrency)."""
     notify: bool = False

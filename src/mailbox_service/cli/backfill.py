@@ -77,7 +77,7 @@ def _exit_code(summary: Summary) -> int:
     default=8,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Files read and uploaded at once.",
+    help="Files uploaded at once (files are read by one thread per core, at most this many).",
 )
 @click.option(
     "--batch-size",
