@@ -24,7 +24,7 @@ $(TOOLS)/bin/uv:
 
 setup: .venv/.synced ## install Python dependencies (locked) into .venv
 
-promtool: ## build promtool into the tool cache (the alert-rule tests use it when present)
+promtool: ## build promtool into the tool cache (the alert-rule tests need it; `make test` builds it)
 	scripts/build-promtool.sh
 
 portal: ## fetch the portal's browser dependencies (Socket.IO client) from the npm registry
@@ -35,6 +35,7 @@ run: setup portal ## the whole service on a local stack: API :8000, worker, SMTP
 
 test: setup portal ## the whole test suite against a private stack, with coverage of src/
 	scripts/ensure-chromium.sh
+	scripts/build-promtool.sh >/dev/null
 	@# First run on a machine: installs and Go builds take minutes; do them before any test
 	@# timer starts. The session reuses this stack and stops it at the end.
 	@# Measured too: on a fresh machine this is where installs and builds run.
@@ -71,5 +72,5 @@ clean: ## stop stacks and delete .stack (data, logs) and .venv; the build cache 
 	-$(UV) run mailbox-service dev stack-down --profile test
 	rm -rf .stack .venv .coverage* coverage.xml
 
-clean-cache: ## delete the per-user build cache (FerretDB, MinIO, DocumentDB builds)
+clean-cache: ## delete the per-user build cache (FerretDB, MinIO, DocumentDB, promtool builds)
 	rm -rf "$${MAILBOX_STACK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/mailbox-service}"

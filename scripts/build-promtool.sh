@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build promtool (Prometheus's rule checker) into the devstack's tool cache, once.
-# Used by tests/integration/observability/test_monitoring_files.py when present; the service never needs it.
+# `make test` runs it first (tests/integration/observability/test_monitoring_files.py needs it);
+# the service never does. Prints the binary's path.
 # Its module has exclude directives, so `go install module@version` refuses it: build inside
 # the downloaded module instead (as the devstack does for MinIO).
 set -euo pipefail
 VERSION=v0.307.3
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mailbox-service"
+CACHE="${MAILBOX_STACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mailbox-service}"
 OUT="$CACHE/promtool-$VERSION/promtool"
 if [[ -x "$OUT" ]]; then
   echo "$OUT"

@@ -23,7 +23,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app_fixtures import free_port, invoice_metadata, post_document
-from mailbox_devtools.devstack.config import find_project_root
+from mailbox_devtools.devstack.config import default_cache_dir, find_project_root
 from mailbox_service.wiring.services import Services
 from notify_fixtures import WorkerProcess, wait_status
 
@@ -140,15 +140,18 @@ def _promtool() -> Path | None:
     configured = os.environ.get("MAILBOX_PROMTOOL")
     if configured:
         return Path(configured)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mailbox-service"
-    found = sorted(cache.glob("promtool-*/promtool"))
+    found = sorted(default_cache_dir(os.environ).glob("promtool-*/promtool"))
     return found[-1] if found else None
 
 
 def test_promtool_accepts_the_rules() -> None:
     promtool = _promtool()
-    if promtool is None or not promtool.exists():
-        pytest.skip("promtool not built (see docs/operations.md, Monitoring)")
+    # `make test` builds it first; a run without it must not pass for want of the checker.
+    assert promtool is not None, (
+        "promtool not found: run `make promtool` (scripts/build-promtool.sh) or set "
+        "MAILBOX_PROMTOOL (docs/operations.md, Building promtool)"
+    )
+    assert promtool.exists(), f"MAILBOX_PROMTOOL names no file: {promtool}"
     result = subprocess.run(
         [str(promtool), "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
     )
