@@ -227,11 +227,6 @@ class FileRefused(ServiceError, ValueError):
     """The record's `file` is missing or points outside the base directory."""
 
 
-def resolve_file(base_dir: Path, value: object) -> Path:
-    """The record's file below `base_dir` (see `ArchiveFiles`), for a single lookup."""
-    return ArchiveFiles(base_dir).resolve(value)
-
-
 class ArchiveFiles:
     """Finds records' files below one base directory; absolute paths and `..` escapes are
     refused.
@@ -254,14 +249,14 @@ class ArchiveFiles:
         relative = _relative_path(value)
         if not relative.name:  # "." or similar: the base directory itself
             return self._checked(self.base_dir / relative, value)
-        folder = self._directory(relative.parent, value)
+        path = self._directory(relative.parent, value) / relative.name
         try:
-            mode = os.lstat(folder / relative.name).st_mode
+            mode = os.lstat(path).st_mode
         except (FileNotFoundError, NotADirectoryError):
             raise FileRefused(f"no such file: {value}") from None
         if stat.S_ISLNK(mode):
-            return self._checked(folder / relative.name, value)
-        return self._regular(folder / relative.name, mode, value)
+            return self._checked(path, value)
+        return self._regular(path, mode, value)
 
     def _directory(self, relative: PurePosixPath, value: object) -> Path:
         key = str(relative)

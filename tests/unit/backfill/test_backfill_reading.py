@@ -16,7 +16,7 @@ from mailbox_service.ingestion.schemas import convert_metadata
 PDF = sample_pdf(padding=10_000)
 
 
-def parsed_lines(base: Path, names: list[str]) -> list[_Parsed]:
+def parsed_lines(names: list[str]) -> list[_Parsed]:
     metadata = convert_metadata(invoice_metadata("acct-reading"))
     return [
         _Parsed(index, ManifestLine(index + 1, "{}", {}), metadata, name)
@@ -31,9 +31,7 @@ def write_files(base: Path, count: int) -> list[str]:
 
 
 def test_every_file_is_read_once_by_several_threads(tmp_path: Path) -> None:
-    reading = _Reading(
-        parsed_lines(tmp_path, write_files(tmp_path, 40)), ArchiveFiles(tmp_path), 10**7
-    )
+    reading = _Reading(parsed_lines(write_files(tmp_path, 40)), ArchiveFiles(tmp_path), 10**7)
     threads = [threading.Thread(target=reading.read_some) for _ in range(4)]
     for thread in threads:
         thread.start()
@@ -56,9 +54,7 @@ def test_a_group_stops_growing_at_the_byte_bound(
 ) -> None:
     # Three files fill a group: a reader stops there and the rest waits for the next group.
     monkeypatch.setattr(importer, "GROUP_BYTES", 3 * len(PDF))
-    reading = _Reading(
-        parsed_lines(tmp_path, write_files(tmp_path, 8)), ArchiveFiles(tmp_path), 10**7
-    )
+    reading = _Reading(parsed_lines(write_files(tmp_path, 8)), ArchiveFiles(tmp_path), 10**7)
     sizes = []
     while reading.pending:
         reading.read_some()
@@ -71,7 +67,7 @@ def test_a_group_stops_growing_at_the_byte_bound(
 def test_unreadable_files_fail_their_own_line_only(tmp_path: Path) -> None:
     names = write_files(tmp_path, 2)
     (tmp_path / "big.pdf").write_bytes(PDF * 3)
-    lines = parsed_lines(tmp_path, [names[0], "missing.pdf", "../outside.pdf", "big.pdf", names[1]])
+    lines = parsed_lines([names[0], "missing.pdf", "../outside.pdf", "big.pdf", names[1]])
     reading = _Reading(lines, ArchiveFiles(tmp_path.resolve()), 2 * len(PDF))
     reading.read_some()
     group = reading.take_group()

@@ -17,7 +17,6 @@ from mailbox_service.backfill.manifest import (
     count_records,
     detect_format,
     read_manifest,
-    resolve_file,
     type_textual_attributes,
 )
 from mailbox_service.doctypes import DocumentType, DocumentTypeRegistry
@@ -227,8 +226,8 @@ def base(tmp_path: Path) -> Path:
 
 
 def test_a_relative_path_inside_the_base_directory_is_resolved(base: Path) -> None:
-    assert resolve_file(base, "files/a.pdf") == base / "files" / "a.pdf"
-    assert resolve_file(base, "./files/a.pdf") == base / "files" / "a.pdf"
+    assert ArchiveFiles(base).resolve("files/a.pdf") == base / "files" / "a.pdf"
+    assert ArchiveFiles(base).resolve("./files/a.pdf") == base / "files" / "a.pdf"
 
 
 @pytest.mark.parametrize(
@@ -248,15 +247,15 @@ def test_a_relative_path_inside_the_base_directory_is_resolved(base: Path) -> No
 )
 def test_files_outside_or_missing_are_refused(base: Path, value: object, message: str) -> None:
     with pytest.raises(FileRefused, match=message):
-        resolve_file(base, value)
+        ArchiveFiles(base).resolve(value)
 
 
 def test_a_symlink_may_not_lead_out_of_the_base_directory(base: Path) -> None:
     os.symlink(base.parent / "secret.pdf", base / "files" / "link.pdf")
     os.symlink(base / "files" / "a.pdf", base / "files" / "inside.pdf")
     with pytest.raises(FileRefused, match="leads outside the base directory"):
-        resolve_file(base, "files/link.pdf")
-    assert resolve_file(base, "files/inside.pdf") == base / "files" / "a.pdf"
+        ArchiveFiles(base).resolve("files/link.pdf")
+    assert ArchiveFiles(base).resolve("files/inside.pdf") == base / "files" / "a.pdf"
 
 
 def test_a_directory_link_may_not_lead_out_of_the_base_directory(base: Path) -> None:
