@@ -17,6 +17,7 @@ import jwt
 
 from mailbox_service.auth.claims import PortalUser, user_from
 from mailbox_service.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksKeySet
+from mailbox_service.auth.verified import Verified, VerifiedTokens, token_digest
 from mailbox_service.errors import BadRequest, ConfigurationError, Unauthenticated
 from mailbox_service.settings import AuthSettings, check_auth
 from mailbox_service.untrusted import quoted
@@ -42,7 +43,11 @@ def _check_lifetime(claims: dict[str, Any], max_lifetime_s: int) -> None:
 
 
 class TokenVerifier:
-    """Checks signature, `exp`, `aud` and `iss`, and turns the claims into a PortalUser."""
+    """Checks signature, `exp`, `aud` and `iss`, and turns the claims into a PortalUser.
+
+    A token that passed is remembered until it expires, for as long as its key is the current
+    one (`verified.py`), so a session's later requests skip the full check.
+    """
 
     def __init__(
         self,
@@ -50,6 +55,7 @@ class TokenVerifier:
         *,
         jwks: JwksKeySet | None = None,
         leeway_s: float = LEEWAY_S,
+        verified: VerifiedTokens | None = None,
     ) -> None:
         check_auth(settings)  # settings built in code skip load_settings' check
         self._secret = settings.jwt_secret
@@ -58,6 +64,7 @@ class TokenVerifier:
         self._leeway = leeway_s
         self._max_lifetime_s = settings.max_token_lifetime_s
         self._jwks = jwks or (JwksKeySet(settings.jwks_url) if settings.jwks_url else None)
+        self._verified = verified if verified is not None else VerifiedTokens()
 
     @property
     def configured(self) -> bool:
@@ -68,6 +75,12 @@ class TokenVerifier:
         """The caller the token stands for; Unauthenticated for every kind of bad token."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("token is too long")
+        digest = token_digest(token)
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            user = await self._still_valid(digest, remembered)
+            if user is not None:
+                return user
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -75,7 +88,9 @@ class TokenVerifier:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str):
             raise Unauthenticated("token names no signing algorithm")
-        key = await self._key_for(algorithm, header.get("kid"))
+        kid = header.get("kid")
+        kid = kid if isinstance(kid, str) else None
+        key = await self._key_for(algorithm, kid)
         try:
             claims = jwt.decode(
                 token,
@@ -101,13 +116,29 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token is not valid: {exc}") from None
         _check_lifetime(claims, self._max_lifetime_s)
-        return user_from(claims)
+        user = user_from(claims)
+        # PyJWT accepts the token while `now < exp + leeway`; the entry holds exactly as long.
+        valid_until = claims["exp"] + self._leeway
+        self._verified.remember(digest, Verified(user, algorithm, kid, key, valid_until))
+        return user
 
-    async def _key_for(self, algorithm: str, kid: Any) -> Any:
+    async def _still_valid(self, digest: bytes, remembered: Verified) -> PortalUser | None:
+        """The remembered user if the key that verified the token is still the current one."""
+        try:
+            key = await self._key_for(remembered.algorithm, remembered.kid)
+        except Unauthenticated:
+            self._verified.forget(digest)  # the key was withdrawn: so is everything it signed
+            raise
+        if key is not remembered.key:
+            self._verified.forget(digest)
+            return None
+        return remembered.user
+
+    async def _key_for(self, algorithm: str, kid: str | None) -> Any:
         if algorithm == HMAC_ALGORITHM and self._secret:
             return self._secret
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks:
-            return await self._jwks.key_for(kid if isinstance(kid, str) else None, algorithm)
+            return await self._jwks.key_for(kid, algorithm)
         raise Unauthenticated(f"token algorithm {quoted(algorithm)} is not accepted")
 
 

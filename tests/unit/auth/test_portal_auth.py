@@ -6,10 +6,12 @@ caching and refetching on key rotation run exactly as against an identity provid
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,7 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from mailbox_service.auth import JwksKeySet, TokenVerifier, mint_token
+from mailbox_service.auth import JwksKeySet, PortalUser, TokenVerifier, mint_token
+from mailbox_service.auth.verified import Verified, VerifiedTokens
 from mailbox_service.errors import ConfigurationError, DependencyUnavailable, Unauthenticated
 from mailbox_service.settings import AuthSettings
 
@@ -331,3 +334,101 @@ def _unsigned_rs256() -> str:
     """A structurally valid RS256 token; verification must stop at fetching the keys."""
     header = b64(json.dumps({"alg": "RS256", "kid": "k1"}).encode())
     return f"{header}.{b64(json.dumps(claims()).encode())}.{b64(b'sig')}"
+
+
+# --- tokens verified once per session (auth/verified.py) -------------------------------------
+
+
+class CountingDecode:
+    """Counts the full checks `TokenVerifier` runs, by wrapping the real `jwt.decode`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = jwt.decode
+
+        def decode(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr("mailbox_service.auth.tokens.jwt.decode", decode)
+
+
+async def test_a_session_token_is_checked_in_full_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    decodes = CountingDecode(monkeypatch)
+    verifier = TokenVerifier(HS_SETTINGS)
+    token = jwt.encode(claims(), SECRET, algorithm="HS256")
+    users = [await verifier.verify(token) for _ in range(3)]
+    assert decodes.calls == 1
+    assert users[0].sub == "alice"
+    assert users[1:] == [users[0], users[0]]
+    # Another token (another user, same second) is its own entry, checked in full.
+    bob = await verifier.verify(jwt.encode(claims(sub="bob"), SECRET, algorithm="HS256"))
+    assert bob.sub == "bob"
+    assert decodes.calls == 2
+
+
+async def test_a_refused_token_is_checked_in_full_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decodes = CountingDecode(monkeypatch)
+    verifier = TokenVerifier(HS_SETTINGS)
+    forged = jwt.encode(claims(), "another-secret-of-sufficient-length-0000", algorithm="HS256")
+    for _ in range(3):
+        with pytest.raises(Unauthenticated, match="signature"):
+            await verifier.verify(forged)
+    assert decodes.calls == 3
+
+
+async def test_a_remembered_token_still_expires_on_time() -> None:
+    verifier = TokenVerifier(HS_SETTINGS, leeway_s=0)
+    exp = int(time.time()) + 2
+    token = jwt.encode(claims(exp=exp), SECRET, algorithm="HS256")
+    assert (await verifier.verify(token)).sub == "alice"
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.01)
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_does_not_outlive_its_key(
+    jwks_server: JwksServer, rsa_keys: list[rsa.RSAPrivateKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keys are refetched on every use here (max_age 0), as they would be once they aged.
+    jwks_server.publish(public_jwk(rsa_keys[0], "k1", "RS256"))
+    settings = AuthSettings(jwks_url=jwks_server.url, issuer=ISSUER, audience="mailbox")
+    keys = JwksKeySet(jwks_server.url, max_age_s=0, min_refresh_interval_s=0)
+    verifier = TokenVerifier(settings, jwks=keys)
+    token = rs256(rsa_keys[0], "k1")
+    assert (await verifier.verify(token)).sub == "alice"
+
+    # The same key material refetched is a new key object: the token is checked in full again
+    # (and passes), rather than trusted because of an older check.
+    decodes = CountingDecode(monkeypatch)
+    assert (await verifier.verify(token)).sub == "alice"
+    assert decodes.calls == 1
+
+    # The provider withdraws the key: the very token that passed a moment ago is refused.
+    jwks_server.publish(public_jwk(rsa_keys[1], "k2", "RS256"))
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await verifier.verify(token)
+
+
+def test_the_remembered_tokens_are_bounded_oldest_first() -> None:
+    now = [1000.0]
+    remembered = VerifiedTokens(capacity=2, clock=lambda: now[0])
+    user = PortalUser(sub="alice", accounts=("A1",))
+
+    def entry(valid_until: float) -> Verified:
+        return Verified(user, "HS256", None, SECRET, valid_until)
+
+    remembered.remember(b"first", entry(2000.0))
+    remembered.remember(b"second", entry(2000.0))
+    remembered.remember(b"third", entry(1500.0))
+    assert len(remembered) == 2
+    assert remembered.get(b"first") is None
+    assert remembered.get(b"second") is not None
+    now[0] = 1500.0  # `valid_until` itself is already too late
+    assert remembered.get(b"third") is None
+    assert len(remembered) == 1
+    nothing_kept = VerifiedTokens(capacity=0)
+    nothing_kept.remember(b"x", entry(2000.0))
+    assert nothing_kept.get(b"x") is None
