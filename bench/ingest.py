@@ -31,6 +31,7 @@ import time
 import uuid
 from typing import Any
 
+import aiohttp
 import anyio.to_thread
 import httpx
 import psutil
@@ -115,11 +116,13 @@ async def http_ingest(
     url: str, key: str, pdf: bytes, count: int, concurrency: int
 ) -> tuple[list[float], float]:
     run = uuid.uuid4().hex[:8]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        # The multipart body as httpx's `files=` would frame it, joined once per request: a
-        # sender has its own CPU, so the load generator should take as little of ours as it can
-        # (httpx's encoder cost ~1 ms of the shared 2 cores per 100 KiB document).
+    # aiohttp, with the multipart body joined once per request: a sender has its own CPU, so
+    # the load generator should take as little of ours as it can. httpx's encoder cost ~1 ms of
+    # the shared 2 cores per 100 KiB document, and its client ~1.5 ms more per request than
+    # aiohttp's (measured on a portal read: 2.1 against 0.6 ms).
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         boundary = uuid.uuid4().hex
         headers = {
             "Authorization": f"Bearer {key}",
@@ -137,18 +140,11 @@ async def http_ingest(
 
         async def one(i: int) -> None:
             meta = json.dumps(metadata(i, run)).encode()
-            body = b"".join(
-                [
-                    meta_head,
-                    meta,
-                    file_head,
-                    pdf,
-                    tail,
-                ]
-            )
-            response = await client.post("/v1/documents", content=body, headers=headers)
-            if response.status_code != 201:
-                raise SystemExit(f"ingest failed: {response.status_code} {response.text}")
+            body = b"".join([meta_head, meta, file_head, pdf, tail])
+            async with client.post("/v1/documents", data=body, headers=headers) as response:
+                answer = await response.read()
+                if response.status != 201:
+                    raise SystemExit(f"ingest failed: {response.status} {answer[:500]!r}")
 
         return await run_concurrently(count, concurrency, one)
 
