@@ -48,10 +48,10 @@ class InvalidCursor(BadRequest):
 class Position:
     """Where a page ended: the next page starts strictly after this item.
 
-    `issued_at` is the list's sort time: a document's issue date in the inbox, an entry's time
+    `sort_time` is the list's sort key: a document's issue date in the inbox, an entry's time
     in the audit trail, a document's creation in the notification list."""
 
-    issued_at: dt.datetime
+    sort_time: dt.datetime
     id: str
 
 
@@ -105,7 +105,7 @@ class CursorSigner:
                 "every node",
             )
         # Integer arithmetic: MongoDB keeps milliseconds, and a float could round one away.
-        issued_ms = (position.issued_at - _EPOCH) // _MS
+        issued_ms = (position.sort_time - _EPOCH) // _MS
         payload = _b64encode(msgspec.json.encode([VERSION, issued_ms, position.id, digest]))
         return f"{payload}.{self._mac(payload)}"
 
@@ -125,4 +125,4 @@ class CursorSigner:
             raise InvalidCursor("cursor format is no longer supported; start from the first page")
         if bound_to != digest:
             raise InvalidCursor("cursor was issued for other filters; start from the first page")
-        return Position(issued_at=_EPOCH + issued_ms * _MS, id=document_id)
+        return Position(sort_time=_EPOCH + issued_ms * _MS, id=document_id)

@@ -177,7 +177,7 @@ class NotificationAdmin:
             raise BadRequest(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
         digest = list_digest(status, channels)
         after = self.cursors.decode(cursor, digest) if cursor else None
-        before = (after.issued_at, after.id) if after else None
+        before = (after.sort_time, after.id) if after else None
         docs = await self.outbox.page(status, channels, limit + 1, before)
         more = len(docs) > limit
         docs = docs[:limit]

@@ -131,8 +131,8 @@ class AuditQuery:
         after = self._cursors.decode(cursor, digest) if cursor else None
         if after is not None:
             query["$nor"] = [
-                {"at": {"$gt": after.issued_at}},
-                {"at": after.issued_at, "_id": {"$gte": after.id}},
+                {"at": {"$gt": after.sort_time}},
+                {"at": after.sort_time, "_id": {"$gte": after.id}},
             ]
         if filters.narrowed:
             docs = await self._log.newest(query, limit + 1)
@@ -155,7 +155,7 @@ class AuditQuery:
         The days are those with a chain head (every day with entries has one), newest first,
         from the cursor's day back to `since`.
         """
-        high = after.issued_at.astimezone(dt.UTC).date().isoformat() if after is not None else None
+        high = after.sort_time.astimezone(dt.UTC).date().isoformat() if after is not None else None
         low_day = since.astimezone(dt.UTC).date().isoformat() if since is not None else None
         docs: list[Doc] = []
         for day in await self._log.days_newest_first(low_day, high, MAX_DAYS):

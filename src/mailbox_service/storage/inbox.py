@@ -44,7 +44,7 @@ class KeysetPosition(Protocol):
     """The last item of the previous page (the portal's signed cursor carries it)."""
 
     @property
-    def issued_at(self) -> dt.datetime: ...
+    def sort_time(self) -> dt.datetime: ...
     @property
     def id(self) -> str: ...
 
@@ -91,8 +91,8 @@ def keyset_after(after: KeysetPosition) -> list[Doc]:
     keys; it steps over the earlier pages' keys instead of seeking past them.
     """
     return [
-        {"issued_at": {"$gt": after.issued_at}},
-        {"issued_at": after.issued_at, "_id": {"$gte": after.id}},
+        {"issued_at": {"$gt": after.sort_time}},
+        {"issued_at": after.sort_time, "_id": {"$gte": after.id}},
     ]
 
 

@@ -63,7 +63,7 @@ async def test_the_admin_cursor_is_signed_with_the_services_key(
     position = services.cursors.decode(body["next_cursor"], digest)
     assert position.id == last["document_id"]
     created = dt.datetime.fromisoformat(last["created_at"].replace("Z", "+00:00"))
-    assert position.issued_at == created
+    assert position.sort_time == created
     follow = {**EMAIL_FAILED, "cursor": body["next_cursor"]}
     second = await client.get(BASE, params=follow, headers=auth(admin_key))
     assert second.status_code == 200, second.text
