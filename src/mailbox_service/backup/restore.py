@@ -31,12 +31,12 @@ from minio.retention import Retention
 from mailbox_service.backfill.progress import ProgressDisplay
 from mailbox_service.backfill.report import Tally
 from mailbox_service.backup.layout import Manifest, blob_name, blob_path, decode_line
-from mailbox_service.backup.storage import MIGRATIONS, Storage
+from mailbox_service.backup.storage import Storage
 from mailbox_service.backup.verify import iter_lines
 from mailbox_service.clock import utcnow
 from mailbox_service.migrate import Migrator
 from mailbox_service.storage.blobs import PART_SIZE, BlobStore
-from mailbox_service.storage.mongo import Doc
+from mailbox_service.storage.mongo import MIGRATIONS_COLLECTION, Doc
 from mailbox_service.storage.snapshots import (
     existing_ids,
     has_records,
@@ -100,7 +100,7 @@ class Restorer:
         found = [
             f"collection {name} is not empty"
             for name in self.storage.db.list_collection_names()
-            if name != MIGRATIONS
+            if name != MIGRATIONS_COLLECTION
             and not name.startswith("system.")
             and has_records(self.storage.db, name)
         ]

@@ -14,9 +14,7 @@ from pymongo.database import Database
 
 from mailbox_service.settings import Settings
 from mailbox_service.storage.blobs import BlobStore
-from mailbox_service.storage.mongo import CODEC_OPTIONS, Doc, client_options
-
-MIGRATIONS = "_migrations"
+from mailbox_service.storage.mongo import CODEC_OPTIONS, MIGRATIONS_COLLECTION, Doc, client_options
 
 
 @dataclass
@@ -44,7 +42,9 @@ class Storage:
         """Every collection a backup copies: all but `_migrations` (its ids go into the
         manifest; a restore re-runs the migrations, which also rebuild the indexes)."""
         names = self.db.list_collection_names()
-        return sorted(n for n in names if n != MIGRATIONS and not n.startswith("system."))
+        copied = (n for n in names if n != MIGRATIONS_COLLECTION and not n.startswith("system."))
+        return sorted(copied)
 
     def applied_migrations(self) -> list[str]:
-        return [doc["_id"] for doc in self.db[MIGRATIONS].find({}, {"_id": 1}).sort("_id", 1)]
+        log = self.db[MIGRATIONS_COLLECTION]
+        return [doc["_id"] for doc in log.find({}, {"_id": 1}).sort("_id", 1)]

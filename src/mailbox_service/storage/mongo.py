@@ -53,6 +53,10 @@ async def ping(client: AsyncMongoClient[Doc], database: str) -> None:
     await client.get_database(database).command("ping")
 
 
+MIGRATIONS_COLLECTION = "_migrations"
+"""Which migrations ran (`storage/migration_log.py`); backups copy its ids, not its records."""
+
+
 @dataclass(frozen=True)
 class Collections:
     """Typed handles on every collection, so no code spells a collection name twice."""
@@ -77,7 +81,7 @@ class Collections:
 
     @property
     def migrations(self) -> AsyncCollection[Doc]:
-        return self.db["_migrations"]
+        return self.db[MIGRATIONS_COLLECTION]
 
     @property
     def audit(self) -> AsyncCollection[Doc]:
