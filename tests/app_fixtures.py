@@ -114,6 +114,18 @@ async def post_document(
     )
 
 
+async def ingested_id(
+    client: httpx.AsyncClient | AsyncTestClient[Any],
+    key: str,
+    metadata: dict[str, Any],
+    content: bytes | None = None,
+) -> str:
+    """POST a document that must be accepted, and answer its id."""
+    response = await post_document(client, key, metadata, content)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 @pytest.fixture(scope="session")
 def test_env(stack: Any) -> dict[str, str]:
     os.environ.update(TEST_ENV)

@@ -19,7 +19,7 @@ from litestar.testing import AsyncTestClient
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from app_fixtures import cli, invoice_metadata, post_document, unique
+from app_fixtures import cli, ingested_id, invoice_metadata, post_document, unique
 from audit_fixtures import audit_entries
 from mailbox_fixtures import bearer, letter_metadata, portal_token
 from mailbox_service.clock import utcnow
@@ -73,12 +73,6 @@ async def account_with(services: Services, email: str, *, paperless: bool = True
         account_id, by="test", paperless=paperless, email=email, locale="en"
     )
     return account_id
-
-
-async def ingest(client: AsyncTestClient[Any], key: str, metadata: dict[str, Any]) -> str:
-    response = await post_document(client, key, metadata)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 # -- the worker: relay refusal, delivery -----------------------------------------------------
@@ -139,7 +133,7 @@ async def test_an_accepted_email_tells_the_sender_delivered(
     worker: WorkerProcess,
 ) -> None:
     before = utcnow()
-    document_id = await ingest(client, ingest_key, invoice_metadata(paperless_account))
+    document_id = await ingested_id(client, ingest_key, invoice_metadata(paperless_account))
     events = await wait_events(services, document_id, {"document.delivered"})
     await asyncio.sleep(0.5)  # a second event would be recorded by now
     events = await events_of(services, document_id)
@@ -466,9 +460,9 @@ async def test_unread_termination_confirmations_go_to_print_after_five_days(
         meta["attributes"]["letter_kind"] = kind
         return meta
 
-    due = await ingest(client, ingest_key, letter("termination_confirmation"))
-    read = await ingest(client, ingest_key, letter("termination_confirmation"))
-    welcome = await ingest(client, ingest_key, letter("welcome"))
+    due = await ingested_id(client, ingest_key, letter("termination_confirmation"))
+    read = await ingested_id(client, ingest_key, letter("termination_confirmation"))
+    welcome = await ingested_id(client, ingest_key, letter("welcome"))
     token = bearer(portal_token(settings, paperless_account))
     for method in ("POST", "DELETE"):  # read, then marked unread: it was read all the same
         response = await client.request(method, f"/v1/mailbox/documents/{read}/read", headers=token)

@@ -13,7 +13,14 @@ import pytest
 import socketio
 from litestar.testing import AsyncTestClient
 
-from app_fixtures import LiveServer, invoice_metadata, post_document, sample_pdf, unique
+from app_fixtures import (
+    LiveServer,
+    ingested_id,
+    invoice_metadata,
+    post_document,
+    sample_pdf,
+    unique,
+)
 from mailbox_service.auth import mint_token
 from mailbox_service.ingestion.schemas import convert_metadata
 from mailbox_service.ingestion.upload import IncomingFile
@@ -31,12 +38,6 @@ from notify_fixtures import (
 PORTAL = "http://portal.test/portal"  # MAILBOX_PORTAL_URL of the test env
 
 
-async def _post(client: AsyncTestClient[Any], key: str, meta: dict[str, Any]) -> str:
-    response = await post_document(client, key, meta)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 async def test_posted_invoice_yields_exactly_one_email(
     client: AsyncTestClient[Any],
     ingest_key: str,
@@ -45,7 +46,7 @@ async def test_posted_invoice_yields_exactly_one_email(
     worker: WorkerProcess,
 ) -> None:
     maildir = Maildir()
-    document_id = await _post(client, ingest_key, invoice_metadata(paperless_account))
+    document_id = await ingested_id(client, ingest_key, invoice_metadata(paperless_account))
 
     state = await wait_status(services, document_id, "email", "sent")
     assert state["attempts"] == 1
@@ -82,7 +83,7 @@ async def test_recipient_locale_and_address_win_over_the_account(
         paperless_account,
         recipient={"email": "rechnung@example.de", "name": "Erika Mustermann", "locale": "de"},
     )
-    document_id = await _post(client, ingest_key, meta)
+    document_id = await ingested_id(client, ingest_key, meta)
     (message,) = await wait_mail(maildir, document_id)
     text, html = parts(message)
     assert message["To"] == "Erika Mustermann <rechnung@example.de>"
@@ -102,7 +103,7 @@ async def test_print_document_gets_no_email(
     await services.accounts.update(
         account, by="test", paperless=False, email=f"{account}@example.org"
     )
-    document_id = await _post(client, ingest_key, invoice_metadata(account))
+    document_id = await ingested_id(client, ingest_key, invoice_metadata(account))
     email_state = await channel_state(services, document_id, "email")
     assert email_state["status"] == "skipped"
     assert "print" in email_state["reason"]
@@ -121,7 +122,8 @@ async def test_notify_false_skips_both_channels(
     services: Services,
     worker: WorkerProcess,
 ) -> None:
-    document_id = await _post(client, ingest_key, invoice_metadata(paperless_account, notify=False))
+    meta = invoice_metadata(paperless_account, notify=False)
+    document_id = await ingested_id(client, ingest_key, meta)
     for channel in ("email", "realtime"):
         state = await channel_state(services, document_id, channel)
         assert state["status"] == "skipped"
@@ -192,7 +194,7 @@ async def test_resend_sends_the_same_message_again(
     worker: WorkerProcess,
 ) -> None:
     maildir = Maildir()
-    document_id = await _post(client, ingest_key, invoice_metadata(paperless_account))
+    document_id = await ingested_id(client, ingest_key, invoice_metadata(paperless_account))
     await wait_mail(maildir, document_id)
     await wait_status(services, document_id, "email", "sent")
 
@@ -236,7 +238,7 @@ async def test_document_created_event_reaches_the_account_room(
         live_server.url, auth={"token": token}, transports=["websocket"], wait_timeout=10
     )
     try:
-        document_id = await _post(client, ingest_key, invoice_metadata(paperless_account))
+        document_id = await ingested_id(client, ingest_key, invoice_metadata(paperless_account))
         event = await asyncio.wait_for(received.get(), timeout=20)
     finally:
         await sio.disconnect()

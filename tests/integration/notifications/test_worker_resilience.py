@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app_fixtures import invoice_metadata, post_document
+from app_fixtures import ingested_id, invoice_metadata
 from mailbox_devtools.devstack import Stack
 from mailbox_service.wiring.services import Services
 from notify_fixtures import (
@@ -25,12 +25,6 @@ from notify_fixtures import (
     wait_mail,
     wait_status,
 )
-
-
-async def _post(client: AsyncTestClient[Any], key: str, account: str) -> str:
-    response = await post_document(client, key, invoice_metadata(account))
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def test_smtp_down_is_retried_until_it_is_back(
@@ -44,7 +38,7 @@ async def test_smtp_down_is_retried_until_it_is_back(
     maildir = Maildir()
     stack.stop("smtp")
     try:
-        document_id = await _post(client, ingest_key, paperless_account)
+        document_id = await ingested_id(client, ingest_key, invoice_metadata(paperless_account))
         retrying = await eventually(
             lambda: channel_state(services, document_id, "email"),
             lambda s: s["attempts"] >= 2 and s["status"] in {"pending", "sending"},
@@ -75,7 +69,8 @@ async def test_redis_down_at_ingestion_is_caught_up_by_the_sweep(
     await services.redis.ping()  # a pooled connection from before the restart
     stack.stop("redis")
     try:
-        document_id = await _post(client, ingest_key, paperless_account)  # still 201
+        meta = invoice_metadata(paperless_account)
+        document_id = await ingested_id(client, ingest_key, meta)  # still 201
         for channel in ("email", "realtime"):
             assert (await channel_state(services, document_id, channel))["status"] == "pending"
     finally:
@@ -112,7 +107,10 @@ async def test_worker_killed_mid_job_loses_nothing(
     os.kill(smtp_pid, signal.SIGSTOP)
     replacement: WorkerProcess | None = None
     try:
-        ids = [await _post(client, ingest_key, paperless_account) for _ in range(6)]
+        ids = [
+            await ingested_id(client, ingest_key, invoice_metadata(paperless_account))
+            for _ in range(6)
+        ]
         await eventually(
             lambda: asyncio.gather(*(channel_state(services, i, "email") for i in ids)),
             lambda states: sum(s["status"] == "sending" for s in states) >= 2,
