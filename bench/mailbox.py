@@ -293,17 +293,21 @@ async def read_figures(
     # Documents in the middle of each probe inbox, for the by-id lookups.
     middle = [p.id for p in positions]
 
+    async def get_ok(path: str, k: int, params: dict[str, Any]) -> None:
+        """One timed API read as probe account k's user; anything but 200 ends the run."""
+        headers = {"Authorization": f"Bearer {tokens[k]}"}
+        async with timed.get(path, params=params, headers=headers) as response:
+            body = await response.read()
+            if response.status != 200:
+                raise SystemExit(f"{path}: {response.status} {body[:500]!r}")
+
     def api(path: str, deep: bool = False) -> Call:
         async def call(i: int) -> None:
             k = i % len(probes)
             params: dict[str, Any] = {} if path.endswith("unread-count") else {"limit": PAGE}
             if deep:
                 params["cursor"] = cursors[k]
-            headers = {"Authorization": f"Bearer {tokens[k]}"}
-            async with timed.get(path, params=params, headers=headers) as response:
-                body = await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"{path}: {response.status} {body[:500]!r}")
+            await get_ok(path, k, params)
 
         return call
 
@@ -321,12 +325,7 @@ async def read_figures(
 
     async def api_detail(i: int) -> None:
         k = i % len(probes)
-        path = f"/v1/mailbox/documents/{middle[k]}"
-        headers = {"Authorization": f"Bearer {tokens[k]}"}
-        async with timed.get(path, headers=headers) as response:
-            body = await response.read()
-            if response.status != 200:
-                raise SystemExit(f"detail: {response.status} {body[:500]!r}")
+        await get_ok(f"/v1/mailbox/documents/{middle[k]}", k, {})
 
     async def raw_detail(i: int) -> None:
         k = i % len(probes)
