@@ -22,6 +22,7 @@ from litestar.testing import AsyncTestClient
 
 from app_fixtures import (
     cli,
+    ingested_id,
     invoice_metadata,
     post_document,
     sample_pdf,
@@ -85,9 +86,8 @@ async def _public_key(client: AsyncTestClient[Any], key: str) -> nacl.signing.Ve
 
 
 async def _post(client: AsyncTestClient[Any], key: str, metadata: dict[str, Any]) -> str:
-    response = await post_document(client, key, metadata, sample_pdf(metadata["source_ref"]))
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    """A document with a PDF of its own: evidence bundles carry the file's hash."""
+    return await ingested_id(client, key, metadata, sample_pdf(metadata["source_ref"]))
 
 
 async def test_bundle_verifies_with_another_library_and_one_changed_byte_breaks_it(
